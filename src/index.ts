@@ -1,0 +1,12 @@
+/** rlvr-lens public API. The CLI is a thin layer over these exports. */
+export * from './errors.js';
+export * from './version.js';
+export * from './io/dtype.js';
+export * from './io/safetensors.js';
+export * from './io/checkpoint.js';
+export * from './io/writer.js';
+export * from './model/config.js';
+export * from './model/names.js';
+export * from './probes/mask.js';
+export * from './report/output.js';
+export * from './util/random.js';

@@ -1,0 +1,147 @@
+/**
+ * Atomic writes: everything goes to a temp file in the destination folder, is fsynced, and
+ * renamed over the final name, so a crash or a full disk never leaves a partial output.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RlvrError, fromSystemError } from '../errors.js';
+import { type DType, ITEMSIZE } from './dtype.js';
+
+let tmpCounter = 0;
+function tmpName(dest: string): string {
+  return path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${tmpCounter++}`);
+}
+
+/** Creates `dir` (and parents); a readable error when that is impossible. */
+export function ensureDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw fromSystemError(e, dir, 'write to output folder');
+  }
+}
+
+/** Writes `data` to `dest` atomically (temp file + fsync + rename). */
+export function writeFileAtomic(dest: string, data: string | Uint8Array): void {
+  const tmp = tmpName(dest);
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(tmp, 'w');
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let off = 0;
+    while (off < buf.byteLength) off += fs.writeSync(fd, buf, off, buf.byteLength - off);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = null;
+    fs.renameSync(tmp, dest);
+  } catch (e) {
+    if (fd !== null) try { fs.closeSync(fd); } catch { /* ignore */ }
+    try { fs.rmSync(tmp, { force: true }); } catch { /* ignore */ }
+    throw e instanceof RlvrError ? e : fromSystemError(e, dest, 'write');
+  }
+}
+
+/** A tensor to write: either its bytes, or a producer that fills them chunk by chunk. */
+export interface TensorToWrite {
+  name: string;
+  dtype: DType;
+  shape: readonly number[];
+  /** The raw little-endian bytes; or a function returning them when needed (streaming). */
+  data: Uint8Array | (() => Uint8Array);
+}
+
+function byteLength(t: TensorToWrite): number {
+  return t.shape.reduce((a, b) => a * b, 1) * ITEMSIZE[t.dtype];
+}
+
+/** The header bytes (length prefix + JSON, space-padded to 8-byte alignment). */
+export function safetensorsHeader(tensors: readonly TensorToWrite[], metadata?: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let off = 0;
+  for (const t of tensors) {
+    const n = byteLength(t);
+    header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [off, off + n] };
+    off += n;
+  }
+  let json = JSON.stringify(header);
+  const pad = (8 - ((json.length + 8) % 8)) % 8;
+  json += ' '.repeat(pad);
+  const jb = Buffer.from(json, 'utf8');
+  const out = new Uint8Array(8 + jb.byteLength);
+  new DataView(out.buffer).setBigUint64(0, BigInt(jb.byteLength), true);
+  out.set(jb, 8);
+  return out;
+}
+
+/**
+ * Writes a safetensors file atomically. Tensor bytes are produced one tensor at a time, so
+ * peak memory is one tensor. Tensors are written in the given order.
+ */
+export function writeSafetensors(dest: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): void {
+  const tmp = tmpName(dest);
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(tmp, 'w');
+    const writeAll = (b: Uint8Array): void => {
+      let off = 0;
+      while (off < b.byteLength) off += fs.writeSync(fd!, b, off, b.byteLength - off);
+    };
+    writeAll(safetensorsHeader(tensors, metadata));
+    for (const t of tensors) {
+      const bytes = typeof t.data === 'function' ? t.data() : t.data;
+      if (bytes.byteLength !== byteLength(t)) {
+        throw new RlvrError(`tensor ${t.name}: ${bytes.byteLength} bytes given, ${t.dtype}${JSON.stringify(t.shape)} needs ${byteLength(t)}`, { file: dest, code: 'E_WRITE_SIZE' });
+      }
+      writeAll(bytes);
+    }
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = null;
+    fs.renameSync(tmp, dest);
+  } catch (e) {
+    if (fd !== null) try { fs.closeSync(fd); } catch { /* ignore */ }
+    try { fs.rmSync(tmp, { force: true }); } catch { /* ignore */ }
+    throw e instanceof RlvrError ? e : fromSystemError(e, dest, 'write');
+  }
+}
+
+/**
+ * Writes tensors as a sharded checkpoint (`model-0000i-of-0000N.safetensors` + index) or a
+ * single `model.safetensors` when `shardOf` is not given. `shardOf(name)` returns the
+ * shard file name each tensor goes to (e.g. to reproduce an input's sharding).
+ */
+export function writeCheckpointFiles(
+  dir: string,
+  tensors: readonly TensorToWrite[],
+  metadata: Record<string, string>,
+  shardOf?: (name: string) => string,
+): string[] {
+  ensureDir(dir);
+  if (!shardOf) {
+    const dest = path.join(dir, 'model.safetensors');
+    writeSafetensors(dest, tensors, metadata);
+    return [dest];
+  }
+  const groups = new Map<string, TensorToWrite[]>();
+  for (const t of tensors) {
+    const f = shardOf(t.name);
+    if (!groups.has(f)) groups.set(f, []);
+    groups.get(f)!.push(t);
+  }
+  const written: string[] = [];
+  const weightMap: Record<string, string> = {};
+  let total = 0;
+  for (const [file, ts] of groups) {
+    const dest = path.join(dir, file);
+    writeSafetensors(dest, ts, metadata);
+    written.push(dest);
+    for (const t of ts) { weightMap[t.name] = file; total += byteLength(t); }
+  }
+  const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const index = path.join(dir, 'model.safetensors.index.json');
+  writeFileAtomic(index, JSON.stringify({ metadata: { total_size: total }, weight_map: sorted }, null, 2) + '\n');
+  written.push(index);
+  return written;
+}
