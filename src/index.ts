@@ -10,3 +10,4 @@ export * from './model/names.js';
 export * from './probes/mask.js';
 export * from './report/output.js';
 export * from './util/random.js';
+export * from './probes/update.js';
