@@ -11,3 +11,5 @@ export * from './probes/mask.js';
 export * from './report/output.js';
 export * from './util/random.js';
 export * from './probes/update.js';
+export * from './run/shard.js';
+export * from './probes/magnitude.js';
