@@ -13,3 +13,5 @@ export * from './util/random.js';
 export * from './probes/update.js';
 export * from './run/shard.js';
 export * from './probes/magnitude.js';
+export * from './synth/qwen2.js';
+export * from './synth/generate.js';
