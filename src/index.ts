@@ -5,6 +5,7 @@ export * from './io/dtype.js';
 export * from './io/safetensors.js';
 export * from './io/checkpoint.js';
 export * from './io/writer.js';
+export * from './io/inspect.js';
 export * from './model/config.js';
 export * from './model/names.js';
 export * from './probes/mask.js';

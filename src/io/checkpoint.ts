@@ -27,7 +27,7 @@ export interface TensorSource {
   /** All tensor names, natural-sorted. */
   readonly names: readonly string[];
   readonly config: ModelConfig | null;
-  /** Shard files, in index order. */
+  /** Shard files (absolute paths), in natural file-name order. */
   readonly files: readonly string[];
   has(name: string): boolean;
   info(name: string): TensorEntry;
@@ -42,32 +42,69 @@ export interface TensorSource {
 
 const INDEX_NAME = 'model.safetensors.index.json';
 
-/** Resolves an `org/name[@rev]` id under the HF hub cache, offline. */
-export function resolveHubCacheId(id: string, env: NodeJS.ProcessEnv = process.env): string | null {
-  const m = /^([A-Za-z0-9][\w.-]*)\/([\w.-]+)(?:@([\w./-]+))?$/.exec(id);
-  if (!m) return null;
-  const [, org, name, rev] = m;
-  const hubs = [
+/** The hub cache folders searched, in order: `$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`. */
+export function hubCacheFolders(env: NodeJS.ProcessEnv = process.env): string[] {
+  return [
     env.HF_HUB_CACHE,
     env.HF_HOME ? path.join(env.HF_HOME, 'hub') : undefined,
     path.join(os.homedir(), '.cache', 'huggingface', 'hub'),
   ].filter((x): x is string => !!x);
-  for (const hub of hubs) {
+}
+
+/**
+ * Resolves an `org/name[@rev]` id under the HF hub cache, offline, to its snapshot folder.
+ * Returns null when `id` is not shaped like a hub id or no cache holds the repo; throws
+ * RlvrError (E_HUB_REVISION, E_HUB_REF) when the repo is cached but the revision is not.
+ * `rev` is a branch or tag (looked up in `refs/`) or a 40-hex commit.
+ */
+export function resolveHubCacheId(id: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  const m = /^([A-Za-z0-9][\w.-]*)\/([\w.-]+)(?:@([\w./-]+))?$/.exec(id);
+  if (!m) return null;
+  const [, org, name, rev] = m;
+  // A revision is a name inside refs/ or snapshots/, never a path out of them.
+  if (rev !== undefined && rev.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) return null;
+  if (name === '.' || name === '..') return null;
+  for (const hub of hubCacheFolders(env)) {
     const repo = path.join(hub, `models--${org}--${name}`);
     if (!fs.existsSync(repo)) continue;
     const snapshots = path.join(repo, 'snapshots');
     let commit = rev ?? 'main';
     const refFile = path.join(repo, 'refs', commit);
-    if (!/^[0-9a-f]{40}$/.test(commit) && fs.existsSync(refFile)) commit = fs.readFileSync(refFile, 'utf8').trim();
+    if (!/^[0-9a-f]{40}$/.test(commit) && fs.existsSync(refFile)) {
+      let text: string;
+      try {
+        text = fs.readFileSync(refFile, 'utf8').trim();
+      } catch (e) {
+        throw fromSystemError(e, refFile, 'read');
+      }
+      if (!/^[0-9a-f]{40}$/.test(text)) {
+        throw new FormatError(refFile, 'E_HUB_REF', `ref does not hold a 40-hex commit hash (${JSON.stringify(text.slice(0, 60))})`);
+      }
+      commit = text;
+    }
     const snap = path.join(snapshots, commit);
     if (fs.existsSync(snap)) return snap;
     if (!rev && fs.existsSync(snapshots)) {
-      const all = fs.readdirSync(snapshots).sort();
+      let all: string[];
+      try {
+        all = fs.readdirSync(snapshots).sort();
+      } catch (e) {
+        throw fromSystemError(e, snapshots, 'read folder');
+      }
       if (all.length === 1) return path.join(snapshots, all[0]!);
     }
     throw new RlvrError(`revision ${JSON.stringify(rev ?? 'main')} not found in the hub cache`, { file: repo, code: 'E_HUB_REVISION' });
   }
   return null;
+}
+
+/** realpath with a readable error (ELOOP, EACCES, ...). */
+function realpath(p: string, file: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch (e) {
+    throw fromSystemError(e, file, 'resolve');
+  }
 }
 
 function inside(folder: string, p: string): boolean {
@@ -123,7 +160,14 @@ class Checkpoint implements TensorSource {
 
   readBytes(name: string, byteOffset = 0, length?: number, into?: Uint8Array): Uint8Array {
     const e = this.info(name);
-    return this.shard(e.file).readBytes(name, byteOffset, length, into);
+    const f = this.shard(e.file);
+    // Shards are re-opened (and re-validated) lazily; if one was replaced in between, its
+    // layout may no longer match what names/info reported, and decoding would be wrong.
+    const t = f.get(name);
+    if (t.dtype !== e.dtype || t.byteLength !== e.byteLength || t.fileOffset !== e.fileOffset) {
+      throw new FormatError(e.file, 'E_CHANGED', `tensor ${JSON.stringify(name)} changed since the checkpoint was opened`);
+    }
+    return f.readBytes(name, byteOffset, length, into);
   }
 
   readFloat32(name: string): Float32Array {
@@ -166,7 +210,12 @@ function openIndexed(spec: string, folder: string, indexPath: string): Checkpoin
   if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) {
     throw new FormatError(indexPath, 'E_INDEX_WEIGHT_MAP', 'index has no weight_map object');
   }
-  const realFolder = fs.realpathSync(folder);
+  if (Object.keys(wm).length === 0) throw new FormatError(indexPath, 'E_INDEX_WEIGHT_MAP', 'weight_map is empty');
+  const realFolder = realpath(folder, folder);
+  // `<cache>/models--org--name/snapshots/<commit>`: its shards are symlinks into `../../blobs`.
+  const repoDir = path.dirname(path.dirname(realFolder));
+  const hubBlobs = path.basename(path.dirname(realFolder)) === 'snapshots' && path.basename(repoDir).startsWith('models--')
+    ? path.join(repoDir, 'blobs') : null;
   const weightMap = new Map<string, string>();
   const shardOrder: string[] = [];
   for (const [tensor, shard] of Object.entries(wm as Record<string, unknown>)) {
@@ -181,15 +230,16 @@ function openIndexed(spec: string, folder: string, indexPath: string): Checkpoin
       throw new FormatError(indexPath, 'E_INDEX_MISSING_SHARD', `shard ${JSON.stringify(shard)} does not exist`);
     }
     // Symlinks (as in the HF cache) may point into the blob store; the resolved target must
-    // stay inside the cache repo or the folder itself.
-    const real = fs.realpathSync(abs);
-    const repoRoot = path.resolve(realFolder, '..', '..');
-    if (!inside(realFolder, real) && !(path.basename(path.dirname(realFolder)) === 'snapshots' && inside(repoRoot, real))) {
+    // stay inside the folder itself, or, for a hub snapshot, inside its repo's blobs/.
+    const real = realpath(abs, indexPath);
+    if (!inside(realFolder, real) && !(hubBlobs !== null && inside(hubBlobs, real))) {
       throw new FormatError(indexPath, 'E_INDEX_OUTSIDE', `shard ${JSON.stringify(shard)} resolves outside the checkpoint folder`);
     }
     weightMap.set(tensor, abs);
     if (!shardOrder.includes(abs)) shardOrder.push(abs);
   }
+  // Shards in natural file-name order (model-00001-of-00002 first), not weight_map order.
+  shardOrder.sort(compareTensorNames);
   const shards: SafetensorsFile[] = [];
   for (const s of shardOrder) shards.push(SafetensorsFile.inspect(s));
   for (const [tensor, shard] of weightMap) {
@@ -231,7 +281,13 @@ export function openCheckpoint(spec: string): TensorSource {
   if (fs.existsSync(index)) return openIndexed(spec, p, index);
   const single = path.join(p, 'model.safetensors');
   if (fs.existsSync(single)) return new Checkpoint(spec, p, [SafetensorsFile.inspect(single)], readConfig(p));
-  const any = fs.readdirSync(p).filter((f) => f.endsWith('.safetensors')).sort();
+  let listing: string[];
+  try {
+    listing = fs.readdirSync(p);
+  } catch (e) {
+    throw fromSystemError(e, spec, 'read folder');
+  }
+  const any = listing.filter((f) => f.endsWith('.safetensors')).sort();
   if (any.length === 1) return new Checkpoint(spec, p, [SafetensorsFile.inspect(path.join(p, any[0]!))], readConfig(p));
   throw new RlvrError(
     any.length === 0 ? 'folder has no model.safetensors nor model.safetensors.index.json'

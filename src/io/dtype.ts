@@ -145,18 +145,29 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: DType, out?: Float32Ar
   }
 }
 
-/** Decodes raw tensor bytes to float64 (exact for every float dtype). */
+/**
+ * Decodes raw tensor bytes to float64: exact for every float dtype and for integers up to
+ * 2^53 (I32/U32/I64/U64 are decoded directly, not through float32, which would round
+ * anything above 2^24).
+ */
 export function decodeToFloat64(bytes: Uint8Array, dtype: DType, out?: Float64Array): Float64Array {
   const n = bytes.byteLength / ITEMSIZE[dtype];
   const o = out ?? new Float64Array(n);
-  if (dtype === 'F64') {
-    const src = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
-    o.set(new Float64Array(src.buffer, src.byteOffset, n));
-    return o;
+  const src = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+  const buf = src.buffer, off = src.byteOffset;
+  switch (dtype) {
+    case 'F64': o.set(new Float64Array(buf, off, n)); return o;
+    case 'I32': o.set(new Int32Array(buf, off, n)); return o;
+    case 'U32': o.set(new Uint32Array(buf, off, n)); return o;
+    case 'I64': { const d = new BigInt64Array(buf, off, n); for (let i = 0; i < n; i++) o[i] = Number(d[i]!); return o; }
+    case 'U64': { const d = new BigUint64Array(buf, off, n); for (let i = 0; i < n; i++) o[i] = Number(d[i]!); return o; }
+    default: {
+      // Every remaining dtype is exactly representable in float32.
+      const f = decodeToFloat32(src, dtype);
+      for (let i = 0; i < n; i++) o[i] = f[i]!;
+      return o;
+    }
   }
-  const f = decodeToFloat32(bytes, dtype);
-  for (let i = 0; i < n; i++) o[i] = f[i]!;
-  return o;
 }
 
 /** Encodes float32 values into the bytes of a float dtype (RNE for bf16/f16). */

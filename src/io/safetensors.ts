@@ -13,6 +13,10 @@ import { type DType, ITEMSIZE, isDType } from './dtype.js';
 /** Largest header the reader accepts (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
+/**
+ * Every way a safetensors file can be rejected, by code. The code is what tests, scripts
+ * and `FormatError.code` use; the text is the start of the line the user sees.
+ */
 export const SAFETENSORS_ERRORS = {
   E_TOO_SMALL: 'file is shorter than the 8-byte header length',
   E_HEADER_TOO_LARGE: 'header length exceeds the 100 MB limit',
@@ -21,6 +25,7 @@ export const SAFETENSORS_ERRORS = {
   E_HEADER_JSON: 'header is not valid JSON',
   E_HEADER_NOT_OBJECT: 'header is not a JSON object',
   E_DUPLICATE_NAME: 'duplicate tensor name',
+  E_DUPLICATE_KEY: 'duplicate key inside a tensor entry or __metadata__',
   E_METADATA: '__metadata__ is not a string-to-string map',
   E_TENSOR_ENTRY: 'tensor entry is malformed',
   E_UNKNOWN_DTYPE: 'unknown dtype',
@@ -31,8 +36,18 @@ export const SAFETENSORS_ERRORS = {
   E_OFFSETS_GAP: 'data_offsets leave a gap or overlap',
   E_TRAILING_BYTES: 'data does not end exactly at the end of the file',
   E_TRUNCATED: 'file ended before the tensor data',
+  E_NOT_FILE: 'not a regular file',
 } as const;
 export type SafetensorsErrorCode = keyof typeof SAFETENSORS_ERRORS;
+
+/**
+ * Dtypes the reference implementation knows but rlvr-lens does not decode (sub-byte MX
+ * formats, FNUZ fp8 variants, E8M0 scales, complex). Named in the error so the user learns
+ * the file is valid safetensors, just unsupported here.
+ */
+export const UNSUPPORTED_REFERENCE_DTYPES: readonly string[] = [
+  'F4', 'F6_E2M3', 'F6_E3M2', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'C64',
+];
 
 export interface TensorInfo {
   readonly name: string;
@@ -51,43 +66,64 @@ function fail(file: string, code: SafetensorsErrorCode, detail?: string): never 
   throw new FormatError(file, code, detail ? `${base} (${detail})` : base);
 }
 
-/** Names of the top-level keys of a JSON object text, in order, to detect duplicates
- * (JSON.parse silently keeps the last). Assumes the text already parsed as JSON. */
-function topLevelKeys(text: string): string[] {
-  const keys: string[] = [];
-  let depth = 0;
-  let i = 0;
-  const n = text.length;
+/** A name as it appears in messages: JSON-quoted and cut, so a hostile name stays one short line. */
+function quote(s: string): string {
+  const q = JSON.stringify(s);
+  return q.length > 80 ? `${q.slice(0, 77)}..."` : q;
+}
+
+/**
+ * Finds the first duplicate key in any object of a JSON text (JSON.parse silently keeps the
+ * last; the format forbids duplicates, and serde rejects duplicate struct fields). Assumes
+ * the text already parsed as JSON. Iterative, so deep nesting cannot overflow the stack.
+ * Returns the duplicate and the depth of its object (1 = the header's top level).
+ */
+function findDuplicateKey(text: string): { key: string; depth: number } | null {
+  // One frame per open container: a Set of keys for objects, null for arrays.
+  const stack: (Set<string> | null)[] = [];
   let expectKey = false;
+  const n = text.length;
+  let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
-      const start = i;
-      i++;
+      const start = i++;
       while (i < n) {
         const d = text.charCodeAt(i);
-        if (d === 0x5c) { i += 2; continue; }
+        if (d === 0x5c /* \ */) { i += 2; continue; }
         if (d === 0x22) break;
         i++;
       }
       i++;
-      if (depth === 1 && expectKey) {
-        keys.push(JSON.parse(text.slice(start, i)) as string);
+      const top = stack[stack.length - 1];
+      if (expectKey && top) {
+        const key = JSON.parse(text.slice(start, i)) as string;
+        if (top.has(key)) return { key, depth: stack.length };
+        top.add(key);
         expectKey = false;
       }
       continue;
     }
-    if (c === 0x7b || c === 0x5b) { depth++; if (depth === 1 && c === 0x7b) expectKey = true; }
-    else if (c === 0x7d || c === 0x5d) depth--;
-    else if (c === 0x2c && depth === 1) expectKey = true;
+    if (c === 0x7b /* { */) { stack.push(new Set()); expectKey = true; }
+    else if (c === 0x5b /* [ */) { stack.push(null); expectKey = false; }
+    else if (c === 0x7d || c === 0x5d) { stack.pop(); expectKey = false; }
+    else if (c === 0x2c /* , */) expectKey = stack[stack.length - 1] != null;
     i++;
   }
-  return keys;
+  return null;
+}
+
+/** True when a string holds an unpaired UTF-16 surrogate (only reachable through a `\uD800`
+ * escape; serde_json rejects these, and they cannot be written back as UTF-8). */
+function hasLoneSurrogate(s: string): boolean {
+  return /[\uD800-\uDFFF]/u.test(s);
 }
 
 function isNonNegInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
+
+const U64_MAX = (1n << 64n) - 1n;
 
 export interface ParsedHeader {
   tensors: Map<string, TensorInfo>;
@@ -97,13 +133,31 @@ export interface ParsedHeader {
 }
 
 /**
+ * Checks the 8-byte header length `n` against the file size; returns it as a number.
+ * Same order as the reference: the 100 MB cap first, then the end of the file.
+ */
+export function checkHeaderLength(file: string, n: bigint, fileSize: number): number {
+  if (n > BigInt(MAX_HEADER_BYTES)) fail(file, 'E_HEADER_TOO_LARGE', `${n} bytes`);
+  if (n > BigInt(fileSize - 8)) fail(file, 'E_HEADER_PAST_END', `header ${n} bytes, file ${fileSize} bytes`);
+  return Number(n);
+}
+
+/**
  * Validates a header given the JSON bytes and the total file size. Pure: used by the file
  * reader and directly by the fuzz tests.
+ *
+ * Deliberate differences from the reference (huggingface/safetensors 0.5+, serde_json):
+ * stricter where the format says so (duplicate keys at any depth are rejected; a UTF-8 BOM
+ * is rejected as serde does), and lenient only where JavaScript cannot tell the difference
+ * (`1.0` or `1e2` where an integer is expected are read as integers; shape entries or
+ * offsets above 2^53 are rejected as E_BAD_SHAPE / E_BAD_OFFSETS since no such file can
+ * exist on disk). Leading and trailing JSON whitespace is accepted, as the reference does.
  */
 export function parseHeader(file: string, headerBytes: Uint8Array, fileSize: number): ParsedHeader {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+    // ignoreBOM keeps a leading U+FEFF in the text so JSON.parse rejects it, as serde does.
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
   } catch {
     fail(file, 'E_HEADER_UTF8');
   }
@@ -114,50 +168,66 @@ export function parseHeader(file: string, headerBytes: Uint8Array, fileSize: num
     fail(file, 'E_HEADER_JSON', (e as Error).message.slice(0, 120));
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail(file, 'E_HEADER_NOT_OBJECT');
-  const keys = topLevelKeys(text);
-  const seen = new Set<string>();
-  for (const k of keys) {
-    if (seen.has(k)) fail(file, 'E_DUPLICATE_NAME', JSON.stringify(k));
-    seen.add(k);
+  const dup = findDuplicateKey(text);
+  if (dup) {
+    if (dup.depth === 1) fail(file, 'E_DUPLICATE_NAME', quote(dup.key));
+    fail(file, 'E_DUPLICATE_KEY', quote(dup.key));
   }
   const headerLength = headerBytes.byteLength;
   const dataStart = 8 + headerLength;
   const dataSize = fileSize - dataStart;
-  const metadata: Record<string, string> = {};
+  const metaPairs: [string, string][] = [];
   const entries: { name: string; dtype: DType; shape: number[]; begin: number; end: number; numel: number }[] = [];
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (hasLoneSurrogate(name)) fail(file, 'E_HEADER_JSON', `name ${quote(name)} has an unpaired surrogate escape`);
     if (name === '__metadata__') {
-      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(file, 'E_METADATA');
+      if (raw === null) continue; // serde reads `null` as "no metadata" (Option::None)
+      if (typeof raw !== 'object' || Array.isArray(raw)) fail(file, 'E_METADATA');
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(file, 'E_METADATA', `key ${JSON.stringify(k)}`);
-        metadata[k] = v;
+        if (typeof v !== 'string') fail(file, 'E_METADATA', `key ${quote(k)}`);
+        if (hasLoneSurrogate(k) || hasLoneSurrogate(v)) fail(file, 'E_HEADER_JSON', `metadata ${quote(k)} has an unpaired surrogate escape`);
+        metaPairs.push([k, v]);
       }
       continue;
     }
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(file, 'E_TENSOR_ENTRY', name);
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(file, 'E_TENSOR_ENTRY', `${quote(name)} is not an object`);
     const r = raw as Record<string, unknown>;
-    if (!isDType(r.dtype)) fail(file, 'E_UNKNOWN_DTYPE', `${name}: ${JSON.stringify(r.dtype)}`);
+    for (const field of ['dtype', 'shape', 'data_offsets']) {
+      if (!Object.hasOwn(r, field)) fail(file, 'E_TENSOR_ENTRY', `${quote(name)} has no ${field}`);
+    }
+    if (!isDType(r.dtype)) {
+      const known = typeof r.dtype === 'string' && UNSUPPORTED_REFERENCE_DTYPES.includes(r.dtype);
+      fail(file, 'E_UNKNOWN_DTYPE', `${quote(name)}: ${quote(String(JSON.stringify(r.dtype)))}${known ? ' is a safetensors dtype rlvr-lens does not support' : ''}`);
+    }
     const dtype = r.dtype;
-    if (!Array.isArray(r.shape) || !r.shape.every(isNonNegInt)) fail(file, 'E_BAD_SHAPE', name);
+    if (!Array.isArray(r.shape) || !r.shape.every(isNonNegInt)) fail(file, 'E_BAD_SHAPE', quote(name));
     const shape = r.shape as number[];
     const off = r.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !isNonNegInt(off[0]) || !isNonNegInt(off[1]) || off[0] > off[1]) {
-      fail(file, 'E_BAD_OFFSETS', name);
+      fail(file, 'E_BAD_OFFSETS', quote(name));
     }
     const [begin, end] = off as [number, number];
+    // Same overflow rule as the reference (u64 running product, then bits), then the
+    // JavaScript limit: byte counts must be exact doubles.
     let numel = 1n;
-    for (const d of shape) numel *= BigInt(d);
+    for (const d of shape) {
+      numel *= BigInt(d);
+      if (numel > U64_MAX) fail(file, 'E_SIZE_OVERFLOW', `${quote(name)}: element count exceeds 2^64`);
+    }
     const bytes = numel * BigInt(ITEMSIZE[dtype]);
-    if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) fail(file, 'E_SIZE_OVERFLOW', name);
+    if (bytes * 8n > U64_MAX || bytes > BigInt(Number.MAX_SAFE_INTEGER)) fail(file, 'E_SIZE_OVERFLOW', `${quote(name)}: ${bytes} bytes`);
     if (Number(bytes) !== end - begin) {
-      fail(file, 'E_SIZE_MISMATCH', `${name}: ${dtype}${JSON.stringify(shape)} needs ${bytes} bytes, offsets give ${end - begin}`);
+      fail(file, 'E_SIZE_MISMATCH', `${quote(name)}: ${dtype}${JSON.stringify(shape)} needs ${bytes} bytes, offsets give ${end - begin}`);
     }
     entries.push({ name, dtype, shape, begin, end, numel: Number(numel) });
   }
+  // The reference sorts by (begin, end) and requires each to begin where the previous ended.
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let pos = 0;
   for (const e of entries) {
-    if (e.begin !== pos) fail(file, 'E_OFFSETS_GAP', `${e.name} begins at ${e.begin}, expected ${pos}`);
+    if (e.begin !== pos) {
+      fail(file, 'E_OFFSETS_GAP', `${quote(e.name)} begins at ${e.begin}, expected ${pos}${e.begin < pos ? ' (overlap)' : ' (gap)'}`);
+    }
     pos = e.end;
   }
   if (pos > dataSize) fail(file, 'E_TRUNCATED', `data needs ${pos} bytes, file has ${Math.max(0, dataSize)}`);
@@ -169,7 +239,21 @@ export function parseHeader(file: string, headerBytes: Uint8Array, fileSize: num
       fileOffset: dataStart + e.begin, byteLength: e.end - e.begin,
     });
   }
+  // fromEntries defines own properties, so a key named "__proto__" is kept, not swallowed.
+  const metadata = Object.fromEntries(metaPairs) as Record<string, string>;
   return { tensors, metadata, headerLength, dataStart };
+}
+
+/**
+ * Validates a whole safetensors file held in memory (length prefix, header, data layout).
+ * Same rules and errors as SafetensorsFile.open; tensor bytes are
+ * `bytes.subarray(t.fileOffset, t.fileOffset + t.byteLength)`.
+ */
+export function parseSafetensorsBuffer(file: string, bytes: Uint8Array): ParsedHeader {
+  if (bytes.byteLength < 8) fail(file, 'E_TOO_SMALL', `${bytes.byteLength} bytes`);
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  const len = checkHeaderLength(file, n, bytes.byteLength);
+  return parseHeader(file, bytes.subarray(8, 8 + len), bytes.byteLength);
 }
 
 /** Reads exactly `length` bytes at `position` into `into` (looping over short reads). */
@@ -211,21 +295,22 @@ export class SafetensorsFile {
   static open(path: string): SafetensorsFile {
     let fd: number;
     try {
-      fd = fs.openSync(path, 'r');
+      // O_NONBLOCK so a FIFO (or another special file) cannot hang the open; it has no
+      // effect on regular files, and anything that is not one is rejected below.
+      fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
     } catch (e) {
       throw fromSystemError(e, path, 'open');
     }
     try {
       const st = fs.fstatSync(fd);
       if (st.isDirectory()) throw fromSystemError({ code: 'EISDIR' }, path, 'open');
+      if (!st.isFile()) fail(path, 'E_NOT_FILE');
       const size = st.size;
       if (size < 8) fail(path, 'E_TOO_SMALL', `${size} bytes`);
       const lenBuf = new Uint8Array(8);
       readExact(fd, path, lenBuf, 0);
-      const n = new DataView(lenBuf.buffer).getBigUint64(0, true);
-      if (n > BigInt(MAX_HEADER_BYTES)) fail(path, 'E_HEADER_TOO_LARGE', `${n} bytes`);
-      if (n > BigInt(size - 8)) fail(path, 'E_HEADER_PAST_END', `header ${n} bytes, file ${size} bytes`);
-      const hb = new Uint8Array(Number(n));
+      const n = checkHeaderLength(path, new DataView(lenBuf.buffer).getBigUint64(0, true), size);
+      const hb = new Uint8Array(n);
       readExact(fd, path, hb, 8);
       const h = parseHeader(path, hb, size);
       return new SafetensorsFile(path, fd, size, h);
@@ -266,8 +351,11 @@ export class SafetensorsFile {
   readBytes(name: string, byteOffset = 0, length?: number, into?: Uint8Array): Uint8Array {
     const t = this.get(name);
     const len = length ?? t.byteLength - byteOffset;
-    if (byteOffset < 0 || len < 0 || byteOffset + len > t.byteLength) {
-      throw new FormatError(this.path, 'E_RANGE', `read of ${name} [${byteOffset}, ${byteOffset + len}) outside ${t.byteLength} bytes`);
+    if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(len) || byteOffset < 0 || len < 0 || byteOffset + len > t.byteLength) {
+      throw new FormatError(this.path, 'E_RANGE', `read of ${quote(name)} [${byteOffset}, ${byteOffset + len}) outside ${t.byteLength} bytes`);
+    }
+    if (into && into.byteLength < len) {
+      throw new FormatError(this.path, 'E_RANGE', `read of ${len} bytes of ${quote(name)} into a ${into.byteLength}-byte buffer`);
     }
     // Allocate 8-byte aligned so typed views (Float64Array, BigInt64Array) can alias it.
     const out = into ?? new Uint8Array(new ArrayBuffer(len));

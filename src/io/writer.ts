@@ -6,8 +6,21 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RlvrError, fromSystemError } from '../errors.js';
 import { type DType, ITEMSIZE } from './dtype.js';
+import { MAX_HEADER_BYTES } from './safetensors.js';
 
 let tmpCounter = 0;
+
+/** System errors (they carry `syscall`) become one readable line; our own errors and
+ * programming errors pass through unchanged, so a bug is reported as a bug. */
+function asWriteError(e: unknown, dest: string): unknown {
+  if (e instanceof RlvrError) return e;
+  if (typeof (e as NodeJS.ErrnoException | null)?.syscall === 'string') return fromSystemError(e, dest, 'write');
+  return e;
+}
+
+function removeQuietly(p: string): void {
+  try { fs.rmSync(p, { force: true }); } catch { /* nothing to clean up */ }
+}
 function tmpName(dest: string): string {
   return path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${tmpCounter++}`);
 }
@@ -37,8 +50,8 @@ export function writeFileAtomic(dest: string, data: string | Uint8Array): void {
     fs.renameSync(tmp, dest);
   } catch (e) {
     if (fd !== null) try { fs.closeSync(fd); } catch { /* ignore */ }
-    try { fs.rmSync(tmp, { force: true }); } catch { /* ignore */ }
-    throw e instanceof RlvrError ? e : fromSystemError(e, dest, 'write');
+    removeQuietly(tmp);
+    throw asWriteError(e, dest);
   }
 }
 
@@ -55,23 +68,37 @@ function byteLength(t: TensorToWrite): number {
   return t.shape.reduce((a, b) => a * b, 1) * ITEMSIZE[t.dtype];
 }
 
-/** The header bytes (length prefix + JSON, space-padded to 8-byte alignment). */
+/** The header bytes (length prefix + JSON, space-padded so the data starts 8-byte aligned).
+ * Throws for what would make an invalid file: duplicate names, a tensor named
+ * `__metadata__`, bad shapes, a header over the 100 MB limit. */
 export function safetensorsHeader(tensors: readonly TensorToWrite[], metadata?: Record<string, string>): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let off = 0;
   for (const t of tensors) {
+    if (t.name === '__metadata__' || Object.hasOwn(header, t.name)) {
+      throw new RlvrError(`cannot write tensor ${JSON.stringify(t.name)}: ${t.name === '__metadata__' ? 'reserved name' : 'duplicate name'}`, { code: 'E_WRITE_NAME' });
+    }
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new RlvrError(`cannot write tensor ${JSON.stringify(t.name)}: bad shape ${JSON.stringify(t.shape)}`, { code: 'E_WRITE_SIZE' });
+    }
     const n = byteLength(t);
-    header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [off, off + n] };
+    // defineProperty: a tensor named "__proto__" must become a key, not a prototype.
+    Object.defineProperty(header, t.name, {
+      value: { dtype: t.dtype, shape: [...t.shape], data_offsets: [off, off + n] },
+      enumerable: true, writable: true, configurable: true,
+    });
     off += n;
   }
-  let json = JSON.stringify(header);
-  const pad = (8 - ((json.length + 8) % 8)) % 8;
-  json += ' '.repeat(pad);
-  const jb = Buffer.from(json, 'utf8');
-  const out = new Uint8Array(8 + jb.byteLength);
-  new DataView(out.buffer).setBigUint64(0, BigInt(jb.byteLength), true);
-  out.set(jb, 8);
+  const raw = Buffer.from(JSON.stringify(header), 'utf8');
+  // Pad on the UTF-8 byte length (not the UTF-16 string length) so non-ASCII names align too.
+  const pad = (8 - ((raw.byteLength + 8) % 8)) % 8;
+  const len = raw.byteLength + pad;
+  if (len > MAX_HEADER_BYTES) throw new RlvrError(`header of ${len} bytes exceeds the 100 MB limit`, { code: 'E_WRITE_SIZE' });
+  const out = new Uint8Array(8 + len);
+  new DataView(out.buffer).setBigUint64(0, BigInt(len), true);
+  out.set(raw, 8);
+  out.fill(0x20, 8 + raw.byteLength);
   return out;
 }
 
@@ -102,8 +129,8 @@ export function writeSafetensors(dest: string, tensors: readonly TensorToWrite[]
     fs.renameSync(tmp, dest);
   } catch (e) {
     if (fd !== null) try { fs.closeSync(fd); } catch { /* ignore */ }
-    try { fs.rmSync(tmp, { force: true }); } catch { /* ignore */ }
-    throw e instanceof RlvrError ? e : fromSystemError(e, dest, 'write');
+    removeQuietly(tmp);
+    throw asWriteError(e, dest);
   }
 }
 
@@ -127,6 +154,10 @@ export function writeCheckpointFiles(
   const groups = new Map<string, TensorToWrite[]>();
   for (const t of tensors) {
     const f = shardOf(t.name);
+    // Shard names are plain file names inside `dir`: never a path that leaves it.
+    if (f !== path.basename(f) || f === '.' || f === '..' || !f.endsWith('.safetensors') || f === 'model.safetensors.index.json') {
+      throw new RlvrError(`shard name ${JSON.stringify(f)} for ${JSON.stringify(t.name)} is not a plain .safetensors file name`, { file: dir, code: 'E_WRITE_NAME' });
+    }
     if (!groups.has(f)) groups.set(f, []);
     groups.get(f)!.push(t);
   }
