@@ -1,0 +1,155 @@
+/**
+ * Magnitude-conditioned change rate (SPEC §2, our addition; Gate III made visible): the
+ * fraction of entries each tuned model changed, per binade floor(log2|w0|) of the base
+ * weight. In bf16 a relative update smaller than ~2^-9 of |w0| rounds away, so large
+ * weights change less often; this curve shows how much.
+ *
+ * Zeros (binade −∞) form their own row; entries whose base value is NaN/Inf are counted
+ * apart (`nonFinite`), never in a binade.
+ */
+import { type DType, decodeToFloat32 } from '../io/dtype.js';
+import type { ModuleKind } from '../model/names.js';
+import { binade } from './magnitude.js';
+import type { BitMask } from './mask.js';
+
+/** Binades are stored at index binade + OFFSET; index 0 holds zeros. Covers f32's range. */
+const OFFSET = 160;
+const SLOTS = 2 * OFFSET + 1;
+const ZERO_SLOT = 0;
+const NONFINITE = -1;
+
+let bf16Table: Int16Array | null = null;
+let f16Table: Int16Array | null = null;
+
+/** Slot of each 15-bit magnitude pattern (sign dropped), built once with `binade`. */
+function magnitudeTable(dtype: 'BF16' | 'F16'): Int16Array {
+  const cached = dtype === 'BF16' ? bf16Table : f16Table;
+  if (cached) return cached;
+  const t = new Int16Array(1 << 15);
+  const bytes = new Uint8Array(2);
+  for (let m = 0; m < t.length; m++) {
+    bytes[0] = m & 0xff; bytes[1] = m >>> 8;
+    t[m] = slotOf(decodeToFloat32(bytes, dtype)[0]!);
+  }
+  if (dtype === 'BF16') bf16Table = t; else f16Table = t;
+  return t;
+}
+
+function slotOf(w: number): number {
+  const e = binade(w);
+  if (Number.isNaN(e)) return NONFINITE;
+  if (e === -Infinity) return ZERO_SLOT;
+  return Math.max(1, Math.min(SLOTS - 1, e + OFFSET));
+}
+
+/** Per-entry slot of a tensor's base bytes (zeros → 0, non-finite → −1). */
+export function binadeSlots(bytes: Uint8Array, dtype: DType): Int16Array {
+  if (dtype === 'BF16' || dtype === 'F16') {
+    const t = magnitudeTable(dtype);
+    const src = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+    const h = new Uint16Array(src.buffer, src.byteOffset, src.byteLength >>> 1);
+    const out = new Int16Array(h.length);
+    for (let i = 0; i < h.length; i++) out[i] = t[h[i]! & 0x7fff]!;
+    return out;
+  }
+  const v = decodeToFloat32(bytes, dtype);
+  const out = new Int16Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = slotOf(v[i]!);
+  return out;
+}
+
+export interface ChangeRateAccumulator {
+  runs: number;
+  /** Keyed by module kind, plus 'all'. total[slot], changed[run][slot]. */
+  groups: Map<string, { total: Float64Array; changed: Float64Array[]; nonFinite: number }>;
+}
+
+export function newChangeRateAccumulator(runs: number): ChangeRateAccumulator {
+  return { runs, groups: new Map() };
+}
+
+function group(acc: ChangeRateAccumulator, key: string): { total: Float64Array; changed: Float64Array[]; nonFinite: number } {
+  let g = acc.groups.get(key);
+  if (!g) {
+    g = { total: new Float64Array(SLOTS), changed: Array.from({ length: acc.runs }, () => new Float64Array(SLOTS)), nonFinite: 0 };
+    acc.groups.set(key, g);
+  }
+  return g;
+}
+
+/** Adds one tensor: its base bytes and the R update masks against it. */
+export function accumulateChangeRate(acc: ChangeRateAccumulator, kind: ModuleKind, baseBytes: Uint8Array, dtype: DType, masks: readonly BitMask[]): void {
+  if (masks.length !== acc.runs) throw new RangeError(`accumulateChangeRate: ${masks.length} masks for ${acc.runs} runs`);
+  const slots = binadeSlots(baseBytes, dtype);
+  const local = { total: new Float64Array(SLOTS), changed: masks.map(() => new Float64Array(SLOTS)), nonFinite: 0 };
+  for (let i = 0; i < slots.length; i++) {
+    const s = slots[i]!;
+    if (s < 0) local.nonFinite++; else local.total[s]!++;
+  }
+  masks.forEach((m, r) => {
+    const w = m.words, ch = local.changed[r]!;
+    for (let k = 0; k < w.length; k++) {
+      let x = w[k]!;
+      while (x !== 0) {
+        const low = x & -x;
+        const s = slots[(k << 5) + 31 - Math.clz32(low)]!;
+        if (s >= 0) ch[s]!++;
+        x ^= low;
+      }
+    }
+  });
+  for (const key of [kind, 'all']) {
+    const g = group(acc, key);
+    for (let s = 0; s < SLOTS; s++) g.total[s]! += local.total[s]!;
+    for (let r = 0; r < acc.runs; r++) for (let s = 0; s < SLOTS; s++) g.changed[r]![s]! += local.changed[r]![s]!;
+    g.nonFinite += local.nonFinite;
+  }
+}
+
+export interface ChangeRateRow {
+  /** floor(log2|w0|), or null for exact zeros. */
+  binade: number | null;
+  /** "2^-7" style label, "0" for zeros. */
+  label: string;
+  entries: number;
+  changed: number[];
+  /** changed / entries per run. */
+  rate: number[];
+}
+
+export interface ChangeRateGroup {
+  group: string;
+  entries: number;
+  nonFinite: number;
+  rows: ChangeRateRow[];
+}
+
+export interface ChangeRateResult {
+  definition: string;
+  runs: string[];
+  groups: ChangeRateGroup[];
+}
+
+/** Rows for non-empty binades, ascending (zeros first), per group ('all' first, then kinds). */
+export function finishChangeRate(acc: ChangeRateAccumulator, runs: readonly string[]): ChangeRateResult {
+  const keys = [...acc.groups.keys()].sort((a, b) => (a === 'all' ? -1 : b === 'all' ? 1 : a < b ? -1 : a > b ? 1 : 0));
+  const groups = keys.map((key) => {
+    const g = acc.groups.get(key)!;
+    const rows: ChangeRateRow[] = [];
+    let entries = 0;
+    for (let s = 0; s < SLOTS; s++) {
+      const n = g.total[s]!;
+      if (n === 0) continue;
+      entries += n;
+      const e = s === ZERO_SLOT ? null : s - OFFSET;
+      const changed = g.changed.map((c) => c[s]!);
+      rows.push({ binade: e, label: e === null ? '0' : `2^${e}`, entries: n, changed, rate: changed.map((c) => c / n) });
+    }
+    return { group: key, entries, nonFinite: g.nonFinite, rows };
+  });
+  return {
+    definition: 'per binade e = floor(log2|w0|) of the base weight: (#entries changed by the run) / (#entries in the binade); zeros separately, non-finite base entries excluded',
+    runs: [...runs],
+    groups,
+  };
+}

@@ -1,0 +1,592 @@
+/**
+ * Where updates land across runs (paper §2.2, Table 2, Fig. 2; SPEC §2 and §4).
+ *
+ * For R runs tuned from one base, per tensor: the R×R Jaccard matrix of update masks, its
+ * mean off-diagonal, two baselines, and the consensus map C = (1/R) Σ_r M^(r).
+ *
+ * Baselines (each stated in every output, see LOCALITY_FORMULAS):
+ * - independent Bernoulli: E[J] = p·q / (p + q − p·q) with p, q the two mask densities;
+ * - magnitude-matched: split the tensor's entries into equal-count bins of |W0| (ranked by
+ *   (|w0|, flat index), `magnitudeBins`); if each run changed entries independently with its
+ *   per-bin change rate p_b, q_b, then E|A∩B| = Σ_b n_b p_b q_b and
+ *   E|A∪B| = Σ_b n_b (p_b + q_b − p_b q_b); the baseline is E|A∩B| / E|A∪B| (a ratio of
+ *   expectations, exact as n → ∞).
+ *
+ * Groups of tensors (a layer, a module kind, a layer × kind cell) are pooled, as if the
+ * group were one concatenated mask: J = Σ_t |A_t∩B_t| / Σ_t |A_t∪B_t|, and each baseline
+ * is the same ratio of summed expectations, with each tensor (and bin) keeping its own
+ * densities. For a single tensor this reduces to the formulas above.
+ *
+ * Each checkpoint is read once: per tensor, the base bytes are read once and every tuned
+ * model's bytes once (in chunks); only the R masks of the current tensor are held, plus
+ * per-tensor summaries and the (pooled) consensus images that were asked for.
+ */
+import { FormatError } from '../errors.js';
+import type { Cell, Table } from '../report/output.js';
+import type { TensorSource } from '../io/checkpoint.js';
+import { type ModuleKind, isLinearWeight, parseTensorName } from '../model/names.js';
+import { BitMask } from './mask.js';
+import { magnitudeBins } from './magnitude.js';
+import { DEFAULT_PROBE, type MaskStats, type ProbeOptions, markChanged } from './update.js';
+import { type ChangeRateAccumulator, accumulateChangeRate, newChangeRateAccumulator, type ChangeRateResult, finishChangeRate } from './changerate.js';
+
+export const LOCALITY_FORMULAS = {
+  jaccard: 'J(A,B) = |A∩B| / |A∪B| (undefined, reported null, when both masks are empty)',
+  bernoulli: 'E[J] = p·q / (p + q − p·q), p and q the two mask densities; groups: Σ_t n_t p_t q_t / Σ_t n_t (p_t + q_t − p_t q_t)',
+  magnitudeMatched: 'E|A∩B| / E|A∪B| with E|A∩B| = Σ_b n_b p_b q_b, E|A∪B| = Σ_b n_b (p_b + q_b − p_b q_b) over equal-count |W0| bins b (per tensor, ties by flat index), p_b, q_b the per-bin change rates of the two runs',
+  mean: 'mean over the R(R−1)/2 unordered pairs r<s of pooled J(r,s); baselines averaged over the same pairs; ratio = mean observed / mean baseline',
+  consensus: 'C_ij = (1/R) Σ_r M^(r)_ij',
+} as const;
+
+// ---------------------------------------------------------------------------------------
+// Pure measurements on masks
+// ---------------------------------------------------------------------------------------
+
+/** J(A,B) = |A∩B|/|A∪B|; NaN when both are empty (the ratio is undefined). */
+export function jaccard(a: BitMask, b: BitMask): number {
+  const u = a.orCount(b);
+  return u === 0 ? NaN : a.andCount(b) / u;
+}
+
+/** Expected Jaccard of independent Bernoulli masks with densities p, q (NaN when p = q = 0). */
+export function bernoulliJaccard(p: number, q: number): number {
+  const u = p + q - p * q;
+  return u === 0 ? NaN : (p * q) / u;
+}
+
+/** Expected |A∩B| and |A∪B| of independent per-bin Bernoulli masks (counts, not densities). */
+export function magnitudeMatchedExpectation(
+  binSize: ArrayLike<number>, changedA: ArrayLike<number>, changedB: ArrayLike<number>,
+): { intersection: number; union: number } {
+  let inter = 0, union = 0;
+  for (let b = 0; b < binSize.length; b++) {
+    const n = binSize[b]!;
+    if (n === 0) continue;
+    const p = changedA[b]! / n, q = changedB[b]! / n;
+    inter += n * p * q;
+    union += n * (p + q - p * q);
+  }
+  return { intersection: inter, union };
+}
+
+/** Magnitude-matched expected Jaccard E|A∩B| / E|A∪B| (NaN when both masks are empty). */
+export function magnitudeMatchedJaccard(binSize: ArrayLike<number>, changedA: ArrayLike<number>, changedB: ArrayLike<number>): number {
+  const e = magnitudeMatchedExpectation(binSize, changedA, changedB);
+  return e.union === 0 ? NaN : e.intersection / e.union;
+}
+
+/** Number of set mask bits falling in each bin (bins[i] = bin of flat entry i). */
+export function changedPerBin(mask: BitMask, bins: Uint8Array, numBins: number): Float64Array {
+  const out = new Float64Array(numBins);
+  const w = mask.words;
+  for (let k = 0; k < w.length; k++) {
+    let x = w[k]!;
+    while (x !== 0) {
+      const low = x & -x;
+      const bit = 31 - Math.clz32(low);
+      out[bins[(k << 5) + bit]!]!++;
+      x ^= low;
+    }
+  }
+  return out;
+}
+
+/** Entries per bin. */
+export function binSizes(bins: Uint8Array, numBins: number): Float64Array {
+  const out = new Float64Array(numBins);
+  for (let i = 0; i < bins.length; i++) out[bins[i]!]!++;
+  return out;
+}
+
+/** R×R Jaccard matrix (diagonal 1 for non-empty masks, NaN for empty ones). */
+export function jaccardMatrix(masks: readonly BitMask[]): number[][] {
+  const R = masks.length;
+  const J = Array.from({ length: R }, () => new Array<number>(R).fill(NaN));
+  for (let r = 0; r < R; r++) {
+    J[r]![r] = masks[r]!.count() === 0 ? NaN : 1;
+    for (let s = r + 1; s < R; s++) J[r]![s] = J[s]![r] = jaccard(masks[r]!, masks[s]!);
+  }
+  return J;
+}
+
+/** Mean of the finite off-diagonal entries r<s (NaN when there are none). */
+export function meanOffDiagonal(J: readonly (readonly number[])[]): number {
+  let s = 0, n = 0;
+  for (let r = 0; r < J.length; r++) for (let c = r + 1; c < J.length; c++) {
+    const v = J[r]![c]!;
+    if (Number.isFinite(v)) { s += v; n++; }
+  }
+  return n === 0 ? NaN : s / n;
+}
+
+/** Per-entry count of runs that changed it (0..R); C = counts / R. R must be ≤ 255. */
+export function consensusCounts(masks: readonly BitMask[]): Uint8Array {
+  if (masks.length === 0) throw new RangeError('consensusCounts: no masks');
+  if (masks.length > 255) throw new RangeError('consensusCounts: at most 255 runs');
+  const n = masks[0]!.length;
+  const out = new Uint8Array(n);
+  for (const m of masks) {
+    if (m.length !== n) throw new RangeError('consensusCounts: masks differ in length');
+    const w = m.words;
+    for (let k = 0; k < w.length; k++) {
+      let x = w[k]!;
+      while (x !== 0) {
+        const low = x & -x;
+        out[(k << 5) + 31 - Math.clz32(low)]!++;
+        x ^= low;
+      }
+    }
+  }
+  return out;
+}
+
+/** The consensus map C = (1/R) Σ_r M^(r) as floats (one tensor; prefer counts for big ones). */
+export function consensusMap(masks: readonly BitMask[]): Float32Array {
+  const c = consensusCounts(masks);
+  const out = new Float32Array(c.length);
+  const R = masks.length;
+  for (let i = 0; i < c.length; i++) out[i] = c[i]! / R;
+  return out;
+}
+
+/** hist[k] = number of entries changed by exactly k of the R runs, k = 0..R. */
+export function consensusHistogram(counts: Uint8Array, R: number): number[] {
+  const h = new Array<number>(R + 1).fill(0);
+  for (let i = 0; i < counts.length; i++) h[counts[i]!]!++;
+  return h;
+}
+
+/** A dense 2-D grid of values (row-major), e.g. a pooled mask or consensus map. */
+export interface Grid {
+  rows: number;
+  cols: number;
+  values: Float32Array;
+  /** Block size each value averages: [rows per block, cols per block]. */
+  pool: [number, number];
+  /** Shape of the full-resolution tensor. */
+  sourceShape: [number, number];
+}
+
+/**
+ * Pools a rows×cols array given as `valueAt(flatIndex)` (or a BitMask) to at most
+ * maxRows×maxCols by the MEAN over p×q blocks, p = ceil(rows/maxRows), q = ceil(cols/maxCols)
+ * (edge blocks may be smaller; their mean is over the entries they hold). p = q = 1 is full
+ * resolution.
+ */
+export function poolGrid(
+  rows: number, cols: number, source: BitMask | Uint8Array | Float32Array, maxRows: number, maxCols: number, scale = 1,
+): Grid {
+  const p = Math.max(1, Math.ceil(rows / Math.max(1, maxRows)));
+  const q = Math.max(1, Math.ceil(cols / Math.max(1, maxCols)));
+  const gr = Math.ceil(rows / p), gc = Math.ceil(cols / q);
+  const sum = new Float64Array(gr * gc);
+  const cnt = new Float64Array(gr * gc);
+  const colBlock = new Int32Array(cols);
+  for (let c = 0; c < cols; c++) colBlock[c] = Math.floor(c / q);
+  for (let r = 0; r < rows; r++) {
+    const rowBase = Math.floor(r / p) * gc;
+    const off = r * cols;
+    if (source instanceof BitMask) {
+      const w = source.words;
+      for (let c = 0; c < cols; c++) {
+        const i = off + c;
+        const g = rowBase + colBlock[c]!;
+        sum[g]! += (w[i >>> 5]! >>> (i & 31)) & 1;
+        cnt[g]!++;
+      }
+    } else {
+      for (let c = 0; c < cols; c++) {
+        const g = rowBase + colBlock[c]!;
+        sum[g]! += source[off + c]!;
+        cnt[g]!++;
+      }
+    }
+  }
+  const values = new Float32Array(gr * gc);
+  for (let g = 0; g < values.length; g++) values[g] = cnt[g]! === 0 ? NaN : (sum[g]! / cnt[g]!) * scale;
+  return { rows: gr, cols: gc, values, pool: [p, q], sourceShape: [rows, cols] };
+}
+
+/** Rows × cols of a tensor shape (1-D tensors are one row). */
+export function matrixShape(shape: readonly number[]): [number, number] {
+  if (shape.length === 0) return [1, 1];
+  if (shape.length === 1) return [1, shape[0]!];
+  const rows = shape[0]!;
+  return [rows, shape.slice(1).reduce((a, b) => a * b, 1)];
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-tensor summary
+// ---------------------------------------------------------------------------------------
+
+/** Sums for one unordered pair of runs over one tensor (enough to pool over groups). */
+export interface PairSums {
+  r: number;
+  s: number;
+  intersection: number;
+  union: number;
+  /** Expected |A∩B|, |A∪B| under independent Bernoulli masks with the tensor's densities. */
+  bernoulliIntersection: number;
+  bernoulliUnion: number;
+  /** Same under per-|W0|-bin Bernoulli masks (null when bins were not computed). */
+  magnitudeIntersection: number | null;
+  magnitudeUnion: number | null;
+}
+
+export interface TensorLocality {
+  name: string;
+  layer: number | null;
+  kind: ModuleKind;
+  shape: number[];
+  numel: number;
+  /** Changed entries per run. */
+  changed: number[];
+  /** Density (changed fraction) per run. */
+  density: number[];
+  /** R×R Jaccard matrix. */
+  jaccard: number[][];
+  pairs: PairSums[];
+  meanJaccard: number;
+  meanBernoulli: number;
+  meanMagnitudeMatched: number;
+  ratioBernoulli: number;
+  ratioMagnitudeMatched: number;
+  /** hist[k] = entries changed by exactly k runs, k = 0..R. */
+  consensusHistogram: number[];
+  /** Entries changed by all R runs / numel, and its independent expectation Π_r p_r. */
+  allRunsFraction: number;
+  allRunsExpected: number;
+  /** Entries with NaN/Inf per run (never silently counted). */
+  nonFinite: number[];
+}
+
+/**
+ * Locality summary of one tensor from its R masks and (optionally) the magnitude bins of
+ * its base weight. Pure; `counts` may be passed when already computed.
+ */
+export function tensorLocality(
+  name: string, masks: readonly BitMask[], bins: Uint8Array | null, numBins: number,
+  nonFinite: readonly number[] = masks.map(() => 0), counts?: Uint8Array,
+): TensorLocality {
+  const R = masks.length;
+  const parsed = parseTensorName(name);
+  const shape = [...masks[0]!.shape];
+  const numel = masks[0]!.length;
+  const changed = masks.map((m) => m.count());
+  const density = changed.map((c) => (numel === 0 ? 0 : c / numel));
+  const sizes = bins ? binSizes(bins, numBins) : null;
+  const perBin = bins ? masks.map((m) => changedPerBin(m, bins, numBins)) : null;
+  const J = Array.from({ length: R }, () => new Array<number>(R).fill(NaN));
+  const pairs: PairSums[] = [];
+  for (let r = 0; r < R; r++) {
+    J[r]![r] = changed[r]! === 0 ? NaN : 1;
+    for (let s = r + 1; s < R; s++) {
+      const inter = masks[r]!.andCount(masks[s]!);
+      const union = changed[r]! + changed[s]! - inter;
+      J[r]![s] = J[s]![r] = union === 0 ? NaN : inter / union;
+      const p = density[r]!, q = density[s]!;
+      const mm = sizes && perBin ? magnitudeMatchedExpectation(sizes, perBin[r]!, perBin[s]!) : null;
+      pairs.push({
+        r, s, intersection: inter, union,
+        bernoulliIntersection: numel * p * q, bernoulliUnion: numel * (p + q - p * q),
+        magnitudeIntersection: mm ? mm.intersection : null, magnitudeUnion: mm ? mm.union : null,
+      });
+    }
+  }
+  const c = counts ?? consensusCounts(masks);
+  const hist = consensusHistogram(c, R);
+  const m = summarizePairs(pairs);
+  return {
+    name, layer: parsed.layer, kind: parsed.kind, shape, numel, changed, density, jaccard: J, pairs,
+    ...m,
+    consensusHistogram: hist,
+    allRunsFraction: numel === 0 ? NaN : hist[R]! / numel,
+    allRunsExpected: density.reduce((a, b) => a * b, 1),
+    nonFinite: [...nonFinite],
+  };
+}
+
+/** Means over pairs of pooled J and baselines (see LOCALITY_FORMULAS.mean). */
+function summarizePairs(pairs: readonly PairSums[]): Pick<TensorLocality, 'meanJaccard' | 'meanBernoulli' | 'meanMagnitudeMatched' | 'ratioBernoulli' | 'ratioMagnitudeMatched'> {
+  let sj = 0, sb = 0, sm = 0, n = 0, nm = 0;
+  for (const p of pairs) {
+    if (p.union === 0 || p.bernoulliUnion === 0) continue; // undefined pair: both masks empty
+    sj += p.intersection / p.union;
+    sb += p.bernoulliIntersection / p.bernoulliUnion;
+    if (p.magnitudeIntersection !== null && p.magnitudeUnion !== null && p.magnitudeUnion > 0) {
+      sm += p.magnitudeIntersection / p.magnitudeUnion;
+      nm++;
+    }
+    n++;
+  }
+  const meanJaccard = n === 0 ? NaN : sj / n;
+  const meanBernoulli = n === 0 ? NaN : sb / n;
+  const meanMagnitudeMatched = nm === 0 || nm !== n ? NaN : sm / nm;
+  return {
+    meanJaccard, meanBernoulli, meanMagnitudeMatched,
+    ratioBernoulli: meanJaccard / meanBernoulli,
+    ratioMagnitudeMatched: meanJaccard / meanMagnitudeMatched,
+  };
+}
+
+/** Pooled locality of a group of tensors (a layer, a kind, a layer × kind cell, all). */
+export interface GroupLocality {
+  group: string;
+  layer: number | null;
+  kind: ModuleKind | 'all';
+  tensors: number;
+  numel: number;
+  /** Pooled density per run. */
+  density: number[];
+  /** Pooled R×R Jaccard. */
+  jaccard: number[][];
+  meanJaccard: number;
+  meanBernoulli: number;
+  meanMagnitudeMatched: number;
+  ratioBernoulli: number;
+  ratioMagnitudeMatched: number;
+}
+
+/** Pools tensors' pair sums (see the module comment). */
+export function poolLocality(group: string, layer: number | null, kind: ModuleKind | 'all', ts: readonly TensorLocality[], R: number): GroupLocality {
+  const pooled = new Map<string, PairSums>();
+  const changed = new Array<number>(R).fill(0);
+  let numel = 0;
+  for (const t of ts) {
+    numel += t.numel;
+    for (let r = 0; r < R; r++) changed[r]! += t.changed[r]!;
+    for (const p of t.pairs) {
+      const key = `${p.r},${p.s}`;
+      const acc = pooled.get(key) ?? { r: p.r, s: p.s, intersection: 0, union: 0, bernoulliIntersection: 0, bernoulliUnion: 0, magnitudeIntersection: 0, magnitudeUnion: 0 };
+      acc.intersection += p.intersection;
+      acc.union += p.union;
+      acc.bernoulliIntersection += p.bernoulliIntersection;
+      acc.bernoulliUnion += p.bernoulliUnion;
+      acc.magnitudeIntersection = acc.magnitudeIntersection === null || p.magnitudeIntersection === null ? null : acc.magnitudeIntersection + p.magnitudeIntersection;
+      acc.magnitudeUnion = acc.magnitudeUnion === null || p.magnitudeUnion === null ? null : acc.magnitudeUnion + p.magnitudeUnion;
+      pooled.set(key, acc);
+    }
+  }
+  const pairs = [...pooled.values()].sort((a, b) => a.r - b.r || a.s - b.s);
+  const J = Array.from({ length: R }, (_, r) => Array.from({ length: R }, (_, s) => (r === s ? (changed[r]! > 0 ? 1 : NaN) : NaN)));
+  for (const p of pairs) J[p.r]![p.s] = J[p.s]![p.r] = p.union === 0 ? NaN : p.intersection / p.union;
+  return {
+    group, layer, kind, tensors: ts.length, numel,
+    density: changed.map((c) => (numel === 0 ? 0 : c / numel)),
+    jaccard: J,
+    ...summarizePairs(pairs),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading: each checkpoint once
+// ---------------------------------------------------------------------------------------
+
+/**
+ * The update masks of one tensor against R tuned models, reading the base tensor once
+ * (returned whole, for magnitude bins) and each tuned tensor once, in chunks.
+ */
+export function readUpdateMasksOnce(
+  base: TensorSource, tuned: readonly TensorSource[], name: string,
+  probe: ProbeOptions = DEFAULT_PROBE, chunkElems = 1 << 20,
+): { baseBytes: Uint8Array; masks: BitMask[]; nonFinite: number[] } {
+  const bi = base.info(name);
+  for (const t of tuned) {
+    if (!t.has(name)) throw new FormatError(t.root, 'E_MISSING_TENSOR', `no tensor named ${JSON.stringify(name)} (present in the base ${base.spec})`);
+    const ti = t.info(name);
+    if (ti.shape.length !== bi.shape.length || ti.shape.some((d, i) => d !== bi.shape[i])) {
+      throw new FormatError(ti.file, 'E_SHAPE_MISMATCH', `tensor ${name} has shape [${ti.shape.join(', ')}], the base has [${bi.shape.join(', ')}]`);
+    }
+  }
+  const baseBytes = base.readBytes(name);
+  const bs = bi.byteLength / Math.max(1, bi.numel);
+  const masks: BitMask[] = [];
+  const nonFinite: number[] = [];
+  for (const t of tuned) {
+    const ti = t.info(name);
+    const ts = ti.byteLength / Math.max(1, ti.numel);
+    const mask = new BitMask(bi.shape);
+    const stats: MaskStats = { nonFinite: 0 };
+    const buf = new Uint8Array(Math.min(bi.numel, chunkElems) * ts);
+    for (let start = 0; start < bi.numel; start += chunkElems) {
+      const n = Math.min(chunkElems, bi.numel - start);
+      const b = t.readBytes(name, start * ts, n * ts, buf.subarray(0, n * ts));
+      markChanged(mask, start, baseBytes.subarray(start * bs, (start + n) * bs), bi.dtype, b, ti.dtype, probe, stats);
+    }
+    masks.push(mask);
+    nonFinite.push(stats.nonFinite);
+  }
+  return { baseBytes, masks, nonFinite };
+}
+
+/** Which tensors a probe covers: 2-D linear weights by default, or every tensor. */
+export function selectTensors(base: TensorSource, opts: { all?: boolean; match?: RegExp }): string[] {
+  return base.names.filter((n) => {
+    if (opts.match && !opts.match.test(n)) return false;
+    if (opts.all) return true;
+    return isLinearWeight(parseTensorName(n), base.info(n).shape);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// The whole probe
+// ---------------------------------------------------------------------------------------
+
+export interface LocalityOptions {
+  probe: ProbeOptions;
+  /** Equal-count |W0| bins for the magnitude-matched baseline (SPEC §4: 20). */
+  numBins: number;
+  /** Every tensor instead of 2-D linear weights only. */
+  allTensors: boolean;
+  /** Only tensors whose name matches. */
+  match?: RegExp;
+  /** Tensors whose consensus image to keep (pooled to consensusMaxSize). */
+  consensusFor?: (name: string) => boolean;
+  /** Longest side of kept consensus images, in entries (0 = full resolution). */
+  consensusMaxSize: number;
+  /** Called after each tensor (progress). */
+  onTensor?: (name: string, index: number, total: number) => void;
+}
+
+export const DEFAULT_LOCALITY: Readonly<LocalityOptions> = {
+  probe: DEFAULT_PROBE, numBins: 20, allTensors: false, consensusMaxSize: 512,
+};
+
+export interface ConsensusImage {
+  name: string;
+  runs: number;
+  grid: Grid;
+}
+
+export interface LocalityResult {
+  params: {
+    probe: ProbeOptions;
+    numBins: number;
+    tensors: 'linear-2d' | 'all';
+    match: string | null;
+    formulas: typeof LOCALITY_FORMULAS;
+  };
+  base: string;
+  runs: string[];
+  tensors: TensorLocality[];
+  /** Pooled per layer × kind, per kind (all layers), per layer (all kinds), and all. */
+  byLayerKind: GroupLocality[];
+  byKind: GroupLocality[];
+  byLayer: GroupLocality[];
+  all: GroupLocality;
+  changeRate: ChangeRateResult;
+  consensus: ConsensusImage[];
+}
+
+/** Runs the locality probe over base + R tuned checkpoints (R ≥ 2). */
+export function runLocality(base: TensorSource, tuned: readonly TensorSource[], options: Partial<LocalityOptions> = {}): LocalityResult {
+  const o: LocalityOptions = { ...DEFAULT_LOCALITY, ...options };
+  if (tuned.length < 2) throw new RangeError('locality needs at least two tuned runs');
+  const names = selectTensors(base, { all: o.allTensors, match: o.match });
+  const R = tuned.length;
+  const tensors: TensorLocality[] = [];
+  const consensus: ConsensusImage[] = [];
+  const cr: ChangeRateAccumulator = newChangeRateAccumulator(R);
+  names.forEach((name, idx) => {
+    const { baseBytes, masks, nonFinite } = readUpdateMasksOnce(base, tuned, name, o.probe);
+    const dtype = base.info(name).dtype;
+    const bins = masks[0]!.length > 0 ? magnitudeBins(baseBytes, dtype, o.numBins) : null;
+    const counts = consensusCounts(masks);
+    tensors.push(tensorLocality(name, masks, bins, o.numBins, nonFinite, counts));
+    accumulateChangeRate(cr, parseTensorName(name).kind, baseBytes, dtype, masks);
+    if (o.consensusFor?.(name)) {
+      const [rows, cols] = matrixShape(masks[0]!.shape);
+      const max = o.consensusMaxSize > 0 ? o.consensusMaxSize : Math.max(rows, cols);
+      consensus.push({ name, runs: R, grid: poolGrid(rows, cols, counts, max, max, 1 / R) });
+    }
+    o.onTensor?.(name, idx, names.length);
+  });
+  return {
+    params: { probe: { ...o.probe }, numBins: o.numBins, tensors: o.allTensors ? 'all' : 'linear-2d', match: o.match ? o.match.source : null, formulas: LOCALITY_FORMULAS },
+    base: base.spec,
+    runs: tuned.map((t) => t.spec),
+    tensors,
+    ...groupLocality(tensors, R),
+    changeRate: finishChangeRate(cr, tuned.map((t) => t.spec)),
+    consensus,
+  };
+}
+
+/** The pooled groups of a list of tensor summaries. */
+export function groupLocality(tensors: readonly TensorLocality[], R: number): Pick<LocalityResult, 'byLayerKind' | 'byKind' | 'byLayer' | 'all'> {
+  const by = <K extends string>(key: (t: TensorLocality) => K | null): Map<K, TensorLocality[]> => {
+    const m = new Map<K, TensorLocality[]>();
+    for (const t of tensors) {
+      const k = key(t);
+      if (k === null) continue;
+      if (!m.has(k)) m.set(k, []);
+      m.get(k)!.push(t);
+    }
+    return m;
+  };
+  const kindOrder = (k: string): number => KIND_ORDER.indexOf(k as ModuleKind);
+  const byLayerKind = [...by((t) => (t.layer === null ? null : `${t.layer}\u0000${t.kind}`))]
+    .map(([k, ts]) => { const [l, kind] = k.split('\u0000') as [string, ModuleKind]; return poolLocality(`layer ${l} ${kind}`, Number(l), kind, ts, R); })
+    .sort((a, b) => a.layer! - b.layer! || kindOrder(a.kind) - kindOrder(b.kind));
+  const byKind = [...by((t) => t.kind)].map(([k, ts]) => poolLocality(k, null, k, ts, R)).sort((a, b) => kindOrder(a.kind) - kindOrder(b.kind));
+  const byLayer = [...by((t) => (t.layer === null ? null : String(t.layer)))]
+    .map(([l, ts]) => poolLocality(`layer ${l}`, Number(l), 'all', ts, R)).sort((a, b) => a.layer! - b.layer!);
+  return { byLayerKind, byKind, byLayer, all: poolLocality('all', null, 'all', tensors, R) };
+}
+
+/** Table order of module kinds (paper Table 2: Q, K, V, O, then MLP). */
+export const KIND_ORDER: readonly ModuleKind[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down', 'expert', 'router', 'embed', 'lm_head', 'norm', 'bias', 'other'];
+
+/** Paper-style label of a module kind (Table 2 rows). */
+export function kindLabel(k: ModuleKind | 'all'): string {
+  const m: Partial<Record<ModuleKind | 'all', string>> = { q: 'Q', k: 'K', v: 'V', o: 'O', gate: 'MLP-gate', up: 'MLP-up', down: 'MLP-down', all: 'all' };
+  return m[k] ?? k;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tables (Table-2 style)
+// ---------------------------------------------------------------------------------------
+
+const GROUP_COLUMNS = ['jaccard', 'bernoulli_baseline', 'ratio_vs_bernoulli', 'magnitude_matched_baseline', 'ratio_vs_magnitude_matched', 'mean_density', 'entries'];
+
+function groupCells(g: GroupLocality | TensorLocality): Cell[] {
+  const meanDensity = g.density.reduce((a, b) => a + b, 0) / Math.max(1, g.density.length);
+  return [g.meanJaccard, g.meanBernoulli, g.ratioBernoulli, g.meanMagnitudeMatched, g.ratioMagnitudeMatched, meanDensity, g.numel];
+}
+
+/** The layers present, and the default Table-2 layer (the middle one). */
+export function localityLayers(r: Pick<LocalityResult, 'byLayer'>): { layers: number[]; middle: number | null } {
+  const layers = r.byLayer.map((g) => g.layer!).filter((l) => l !== null);
+  return { layers, middle: layers.length === 0 ? null : layers[Math.floor((layers.length - 1) / 2)]! };
+}
+
+/**
+ * Tables: `layer` (Table 2: one row per module kind of the chosen layer), `kinds` (all
+ * layers pooled per kind), `layers` (per layer, all kinds pooled), `layer_kind` (every
+ * cell), `tensors` (every tensor), `changerate` (per binade, all linear weights).
+ */
+export function localityTables(r: LocalityResult, layer: number | null): Record<string, Table> {
+  const cols = (first: string[]): string[] => [...first, ...GROUP_COLUMNS];
+  const tables: Record<string, Table> = {};
+  if (layer !== null) {
+    tables.layer = {
+      columns: cols(['module']),
+      rows: r.byLayerKind.filter((g) => g.layer === layer).map((g) => [kindLabel(g.kind), ...groupCells(g)]),
+    };
+  }
+  tables.kinds = { columns: cols(['module']), rows: [...r.byKind.map((g) => [kindLabel(g.kind), ...groupCells(g)]), ['all', ...groupCells(r.all)]] };
+  tables.layers = { columns: cols(['layer']), rows: r.byLayer.map((g) => [g.layer, ...groupCells(g)]) };
+  tables.layer_kind = { columns: cols(['layer', 'module']), rows: r.byLayerKind.map((g) => [g.layer, kindLabel(g.kind), ...groupCells(g)]) };
+  tables.tensors = {
+    columns: ['tensor', ...GROUP_COLUMNS, 'all_runs_fraction', 'all_runs_expected_independent', 'non_finite'],
+    rows: r.tensors.map((t) => [t.name, ...groupCells(t), t.allRunsFraction, t.allRunsExpected, t.nonFinite.reduce((a, b) => a + b, 0)]),
+  };
+  const all = r.changeRate.groups.find((g) => g.group === 'all');
+  if (all) {
+    tables.changerate = {
+      columns: ['binade', 'entries', ...r.runs.map((_, k) => `rate_run${k + 1}`)],
+      rows: all.rows.map((row) => [row.label, row.entries, ...row.rate]),
+    };
+  }
+  return tables;
+}
