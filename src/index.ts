@@ -16,3 +16,4 @@ export * from './run/shard.js';
 export * from './probes/magnitude.js';
 export * from './synth/qwen2.js';
 export * from './synth/generate.js';
+export * from './linalg/index.js';

@@ -1,0 +1,134 @@
+/**
+ * Matrix multiply C = op(A)·op(B), op = identity or transpose, row-major.
+ *
+ * Two backends:
+ * - `ort`: onnxruntime-node's Gemm kernel (MLAS, hand-tuned AVX2/AVX-512/NEON sgemm shipped
+ *   inside the npm package) driven through a one-node ONNX graph built in code
+ *   (`ort-backend.ts`). ~30× the pure-TS kernel, within ~0.8–1× OpenBLAS.
+ * - `js`: a pure-TypeScript cache-blocked kernel, fp64 accumulation. Always works; used when
+ *   onnxruntime-node fails to load, or forced with env `RLVR_LINALG=js`.
+ * `matmul` (async) picks the fast backend; `matmulSync` is always the pure-TS kernel.
+ */
+import type { AnyMat, Mat, Mat64 } from './matrix.js';
+import { isMat64 } from './matrix.js';
+import { loadOrtGemm, type OrtGemm } from './ort-backend.js';
+
+export interface MatmulOptions { transA?: boolean; transB?: boolean }
+export interface AsyncMatmulOptions extends MatmulOptions {
+  /** Threads for the fast backend's own pool (default 1; the pure-TS kernel is single-threaded). */
+  threads?: number;
+  /** Force a backend (default: env RLVR_LINALG, else `ort` when it loads, else `js`). */
+  backend?: 'ort' | 'js';
+}
+
+export type LinalgBackend = 'ort' | 'js';
+
+function dims(A: AnyMat, B: AnyMat, o: MatmulOptions): { m: number; k: number; n: number } {
+  const m = o.transA ? A.cols : A.rows;
+  const k = o.transA ? A.rows : A.cols;
+  const kb = o.transB ? B.cols : B.rows;
+  const n = o.transB ? B.rows : B.cols;
+  if (k !== kb) {
+    throw new RangeError(`matmul: inner dimensions differ: op(A) is ${m}×${k}, op(B) is ${kb}×${n}`);
+  }
+  return { m, k, n };
+}
+
+/** Pure-TS fp32 GEMM (fp64 accumulation, result rounded once to fp32). */
+export function matmulSync(A: Mat, B: Mat, opts: MatmulOptions = {}): Mat {
+  const { m, k, n } = dims(A, B, opts);
+  const out = new Float32Array(m * n);
+  gemmJs(A.data, A.rows, A.cols, !!opts.transA, B.data, B.rows, B.cols, !!opts.transB, m, k, n, out);
+  return { rows: m, cols: n, data: out };
+}
+
+/** Pure-TS fp64 GEMM for the small dense factors (Ritz rotations, QR panels). */
+export function matmul64(A: AnyMat, B: AnyMat, opts: MatmulOptions = {}): Mat64 {
+  const { m, k, n } = dims(A, B, opts);
+  const out = new Float64Array(m * n);
+  gemmJs(A.data, A.rows, A.cols, !!opts.transA, B.data, B.rows, B.cols, !!opts.transB, m, k, n, out);
+  return { rows: m, cols: n, data: out };
+}
+
+type Arr = Float32Array | Float64Array;
+
+/** Copies op(X) into a row-major buffer of its own precision (transposes are cheap next to GEMM). */
+function packed(x: Arr, rows: number, cols: number, trans: boolean): Arr {
+  if (!trans) return x;
+  const out = x instanceof Float64Array ? new Float64Array(rows * cols) : new Float32Array(rows * cols);
+  const T = 32;
+  for (let i0 = 0; i0 < rows; i0 += T) {
+    const i1 = Math.min(rows, i0 + T);
+    for (let j0 = 0; j0 < cols; j0 += T) {
+      const j1 = Math.min(cols, j0 + T);
+      for (let i = i0; i < i1; i++) for (let j = j0; j < j1; j++) out[j * rows + i] = x[i * cols + j]!;
+    }
+  }
+  return out;
+}
+
+// Block sizes: a KC×NC panel of B (256×256 fp32 = 256 KiB) stays in L2 while MC rows of A stream.
+const KC = 256, NC = 256;
+
+function gemmJs(a: Arr, ar: number, ac: number, ta: boolean, b: Arr, br: number, bc: number, tb: boolean,
+  m: number, k: number, n: number, out: Arr): void {
+  const A = packed(a, ar, ac, ta); // now m×k row-major
+  const B = packed(b, br, bc, tb); // now k×n row-major
+  const acc = new Float64Array(NC);
+  // fp64 accumulation over the whole inner dimension; rounded to fp32 once at the end.
+  const res = out instanceof Float64Array ? out : new Float64Array(m * n);
+  for (let j0 = 0; j0 < n; j0 += NC) {
+    const nb = Math.min(NC, n - j0);
+    for (let p0 = 0; p0 < k; p0 += KC) {
+      const p1 = Math.min(k, p0 + KC);
+      for (let i = 0; i < m; i++) {
+        const ro = i * n + j0;
+        for (let j = 0; j < nb; j++) acc[j] = res[ro + j]!;
+        const ao = i * k;
+        let p = p0;
+        // 4-way unrolled over the inner dimension: fewer accumulator loads/stores per FMA.
+        for (; p + 3 < p1; p += 4) {
+          const a0 = A[ao + p]!, a1 = A[ao + p + 1]!, a2 = A[ao + p + 2]!, a3 = A[ao + p + 3]!;
+          const b0 = p * n + j0, b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
+          for (let j = 0; j < nb; j++) {
+            acc[j] = acc[j]! + a0 * B[b0 + j]! + a1 * B[b1 + j]! + a2 * B[b2 + j]! + a3 * B[b3 + j]!;
+          }
+        }
+        for (; p < p1; p++) {
+          const a0 = A[ao + p]!;
+          const b0 = p * n + j0;
+          for (let j = 0; j < nb; j++) acc[j] = acc[j]! + a0 * B[b0 + j]!;
+        }
+        for (let j = 0; j < nb; j++) res[ro + j] = acc[j]!;
+      }
+    }
+  }
+  if (res !== out) for (let i = 0; i < res.length; i++) out[i] = res[i]!;
+}
+
+let ortPromise: Promise<OrtGemm | null> | null = null;
+
+/** The backend `matmul` uses by default ('ort' unless it failed to load or RLVR_LINALG=js). */
+export async function linalgBackend(): Promise<LinalgBackend> {
+  if (process.env['RLVR_LINALG'] === 'js') return 'js';
+  return (await ortGemm()) ? 'ort' : 'js';
+}
+
+async function ortGemm(): Promise<OrtGemm | null> {
+  if (ortPromise === null) ortPromise = loadOrtGemm().catch(() => null);
+  return ortPromise;
+}
+
+/** C = op(A)·op(B) in fp32 on the fast backend (falls back to the pure-TS kernel). */
+export async function matmul(A: Mat, B: Mat, opts: AsyncMatmulOptions = {}): Promise<Mat> {
+  const { m, k, n } = dims(A, B, opts);
+  const want = opts.backend ?? (process.env['RLVR_LINALG'] === 'js' ? 'js' : 'ort');
+  if (want === 'ort' && m > 0 && n > 0 && k > 0) {
+    const g = await ortGemm();
+    if (g) {
+      if (isMat64(A as AnyMat) || isMat64(B as AnyMat)) throw new TypeError('matmul: fp32 matrices expected');
+      return g.run(A, B, !!opts.transA, !!opts.transB, opts.threads ?? 1, m, n);
+    }
+  }
+  return matmulSync(A, B, opts);
+}

@@ -1,0 +1,255 @@
+/**
+ * Top-k singular triplets of a large fp32 matrix by randomized block subspace iteration with
+ * Rayleigh–Ritz, run until a RESIDUAL TOLERANCE is met (SPEC §3's accuracy trap), with an
+ * optional warm start from a nearby matrix's subspace (a tuned W+ = W0 + small ΔW starts from
+ * W0's basis and converges in a few iterations).
+ *
+ * Let s = min(m, n) and work with the "short side": X (s×l, orthonormal, l = k + oversample).
+ * One iteration (two fast fp32 GEMMs, everything else fp64 and O(max(m,n)·l²)):
+ *   Y = A·X                       (GEMM 1)
+ *   G = YᵀY = Xᵀ AᵀA X, G = W Λ Wᵀ  → Ritz values σ_i = √λ_i, Ritz vectors v_i = X w_i,
+ *                                    u_i = Y w_i / σ_i (so A v_i = σ_i u_i exactly)
+ *   Z = Aᵀ·Y                      (GEMM 2; = AᵀA X, the next power step)
+ *   residual r_i = ‖Aᵀu_i − σ_i v_i‖ = ‖Z w_i/σ_i − σ_i X w_i‖   (the only non-zero side)
+ *   X ← orth(Z W)
+ * Converged when, for the k wanted triplets, max r_i ≤ tol·σ_1 AND the Wedin-type bound on
+ * the subspace error sin θ ≤ ‖R_k‖_F / (σ_k − σ_{k+1} − r_{k+1}) is ≤ angleTol. The second
+ * test is what makes clustered spectra safe: when σ_k ≈ σ_{k+1} a small residual is not
+ * enough, the iteration continues until the bound (or stagnation at the fp32 floor) says so.
+ * The result reports the residual, the bound, iterations and whether it converged.
+ */
+import type { AnyMat, Mat, Mat64 } from './matrix.js';
+import { randn64, toMat64 } from './matrix.js';
+import { linalgBackend, matmul } from './gemm.js';
+import { qrThin } from './qr.js';
+import { symmetricEigen } from './eigen.js';
+import { Rng } from '../util/random.js';
+
+export interface TopKSVDOptions {
+  /** Extra columns carried beyond k (default 16); convergence rate is (σ_{k+p+1}/σ_k)² per iteration. */
+  oversample?: number;
+  /** Relative residual tolerance: max_i ‖Aᵀu_i − σ_i v_i‖ ≤ tol·σ_1 (default 1e-6). */
+  tol?: number;
+  /** Bound on the top-k subspace error, in DEGREES (default 0.01°). */
+  angleTol?: number;
+  /** Iteration cap (default 300; each iteration is two GEMMs). */
+  maxIter?: number;
+  /** Seed of the Gaussian start (default 0). */
+  seed?: number;
+  /**
+   * Start from a known basis, e.g. the base weight's `warmStartBasis` (or its U/V). Columns
+   * beyond those given are filled with seeded Gaussian columns.
+   */
+  warmStart?: { V?: AnyMat; U?: AnyMat };
+  /** Threads for the fast GEMM backend (default 1). */
+  threads?: number;
+}
+
+export interface TopKSVD {
+  /** m×k left singular vectors (orthonormal columns). */
+  U: Mat64;
+  /** k singular values, descending. */
+  S: Float64Array;
+  /** n×k right singular vectors (orthonormal columns). */
+  V: Mat64;
+  /** Subspace iterations run (each = two GEMMs with an l-column panel). */
+  iterations: number;
+  /** max_{i≤k} ‖Aᵀu_i − σ_i v_i‖₂ / σ_1 at return (A v_i = σ_i u_i holds by construction). */
+  residual: number;
+  /** Upper bound (degrees) on the angle between the returned and the exact top-k subspaces
+   *  (Wedin; uses the estimated gap σ_k − σ_{k+1}); Infinity when the gap is not resolved. */
+  angleErrorBound: number;
+  /** Whether tol and angleTol were both met (false: maxIter reached or stagnated at the fp32 floor). */
+  converged: boolean;
+  method: string;
+  params: Record<string, number | string | boolean>;
+  /** The full l-column Ritz basis of the iterated side; pass as `warmStart` for a nearby matrix. */
+  warmStartBasis: { U?: Mat64; V?: Mat64 };
+}
+
+const DEG = Math.PI / 180;
+
+/** Top-k SVD of A (m×n fp32). k is capped at min(m, n). */
+export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Promise<TopKSVD> {
+  const m = A.rows, n = A.cols;
+  const s = Math.min(m, n);
+  if (!Number.isInteger(k) || k < 1) throw new RangeError(`topKSVD: k must be a positive integer, got ${k}`);
+  k = Math.min(k, s);
+  const oversample = opts.oversample ?? 16;
+  const l = Math.min(s, k + Math.max(0, Math.floor(oversample)));
+  const tol = opts.tol ?? 1e-6;
+  const angleTol = opts.angleTol ?? 0.01;
+  const maxIter = opts.maxIter ?? 300;
+  const seed = opts.seed ?? 0;
+  const threads = opts.threads ?? 1;
+  // Short side: iterate on X ∈ R^{s×l}. tall (m ≥ n): X spans right vectors, A·X = A X.
+  // wide: X spans left vectors and the roles of A and Aᵀ swap (trans flags, no copy).
+  const tall = m >= n;
+  const fwd = (X: Mat): Promise<Mat> => matmul(A, X, { transA: !tall, threads });   // s-side → long side
+  const bwd = (Y: Mat): Promise<Mat> => matmul(A, Y, { transA: tall, threads });    // long side → s-side
+  const L = tall ? m : n;
+
+  // ---- start basis ----
+  const rng = new Rng(seed);
+  const sideWarm = tall ? opts.warmStart?.V : opts.warmStart?.U;
+  const otherWarm = tall ? opts.warmStart?.U : opts.warmStart?.V;
+  let X0: Mat64;
+  if (sideWarm) {
+    if (sideWarm.rows !== s) throw new RangeError(`topKSVD: warm start has ${sideWarm.rows} rows, expected ${s}`);
+    X0 = fillColumns(toMat64(sideWarm), l, rng);
+  } else if (otherWarm) {
+    if (otherWarm.rows !== L) throw new RangeError(`topKSVD: warm start has ${otherWarm.rows} rows, expected ${L}`);
+    const Wl = fillColumns(toMat64(otherWarm), l, rng);
+    X0 = toMat64(await bwd(to32(Wl)));
+  } else {
+    X0 = randn64(s, l, rng);
+  }
+  let X = qrThin(X0).Q;
+
+  let iterations = 0;
+  let converged = false;
+  const history: number[] = [];
+  let best: { sigma: Float64Array; Wk: Float64Array; X: Mat64; Y: Mat; res: number; bound: number } | null = null;
+  for (;;) {
+    iterations++;
+    const Y = await fwd(to32(X));                                  // L×l fp32
+    const G = gram(Y);                                              // l×l fp64
+    const eig = symmetricEigen(G);
+    const sigma = Float64Array.from(eig.values, (x) => Math.sqrt(Math.max(0, x)));
+    const Wm = eig.vectors;                                         // l×l
+    const Z = toMat64(await bwd(Y));                                // s×l = AᵀA X
+    const ZW = mul64(Z, Wm);
+    const XW = mul64(X, Wm);
+    // Residuals of the first min(k+1, l) Ritz triplets.
+    const nr = Math.min(k + 1, l);
+    const res = new Float64Array(nr);
+    for (let i = 0; i < nr; i++) {
+      const si = sigma[i]!;
+      let acc = 0;
+      for (let r = 0; r < s; r++) {
+        const d = si > 0 ? ZW.data[r * l + i]! / si - si * XW.data[r * l + i]! : ZW.data[r * l + i]!;
+        acc += d * d;
+      }
+      res[i] = Math.sqrt(acc);
+    }
+    const s1 = sigma[0]! > 0 ? sigma[0]! : 1;
+    let rmax = 0, rk2 = 0;
+    for (let i = 0; i < k; i++) { rmax = Math.max(rmax, res[i]!); rk2 += res[i]! ** 2; }
+    const rel = rmax / s1;
+    let bound: number;
+    if (k >= s) bound = 0;                      // the whole space: nothing to miss
+    else if (k >= l) bound = Infinity;          // no Ritz value beyond k to estimate the gap
+    else {
+      const gap = sigma[k - 1]! - sigma[k]! - res[k]!;
+      bound = gap > 0 ? Math.asin(Math.min(1, Math.sqrt(rk2) / gap)) / DEG : Infinity;
+      if (rk2 === 0) bound = 0;
+    }
+    best = { sigma, Wk: Wm.data, X, Y, res: rel, bound };
+    if (rel <= tol && bound <= angleTol) { converged = true; break; }
+    history.push(rel);
+    // Stagnation: no 10% progress over the last 4 iterations (the fp32 GEMM floor).
+    const h = history.length;
+    if (h >= 5 && history[h - 1]! > 0.9 * Math.min(...history.slice(0, h - 4))) break;
+    if (iterations >= maxIter) break;
+    X = qrThin(ZW).Q;
+  }
+  const b = best!;
+  // Final triplets from the last Ritz step: V = X W_k, U = Y W_k Σ⁻¹.
+  const Sk = b.sigma.slice(0, k);
+  const V = mat64cols(mul64(b.X, { rows: l, cols: l, data: b.Wk }), k);
+  const Wk = new Float64Array(l * k);
+  for (let i = 0; i < l; i++) for (let j = 0; j < k; j++) Wk[i * k + j] = b.Wk[i * l + j]! / (Sk[j]! > 0 ? Sk[j]! : 1);
+  const U = mulY(b.Y, Wk, k);
+  const ritzAll = mul64(b.X, { rows: l, cols: l, data: b.Wk });
+  const [Uo, Vo] = tall ? [U, V] : [V, U];
+  fixSignsBy(Vo, Uo); // same convention as exactSVD: largest-magnitude entry of each v_i > 0
+  return {
+    U: Uo, S: Sk, V: Vo, iterations, residual: b.res, angleErrorBound: b.bound, converged,
+    method: 'randomized-subspace-iteration-rayleigh-ritz',
+    params: {
+      k, oversample: l - k, tol, angleTol, maxIter, seed, warmStart: !!(sideWarm ?? otherWarm),
+      backend: await linalgBackend(), threads,
+    },
+    warmStartBasis: tall ? { V: ritzAll } : { U: ritzAll },
+  };
+}
+
+function to32(a: Mat64): Mat { return { rows: a.rows, cols: a.cols, data: Float32Array.from(a.data) }; }
+
+/** First `cols` columns of a, then seeded Gaussian columns up to `l`. */
+function fillColumns(a: Mat64, l: number, rng: Rng): Mat64 {
+  const out = new Float64Array(a.rows * l);
+  const c = Math.min(a.cols, l);
+  for (let i = 0; i < a.rows; i++) {
+    for (let j = 0; j < c; j++) out[i * l + j] = a.data[i * a.cols + j]!;
+  }
+  for (let i = 0; i < a.rows; i++) for (let j = c; j < l; j++) out[i * l + j] = rng.normal();
+  return { rows: a.rows, cols: l, data: out };
+}
+
+/** YᵀY in fp64 from fp32 Y (products exact in fp64; only the sums round). */
+function gram(Y: Mat): Mat64 {
+  const { rows, cols: l } = Y;
+  const G = new Float64Array(l * l);
+  const row = new Float64Array(l);
+  for (let i = 0; i < rows; i++) {
+    const o = i * l;
+    for (let a = 0; a < l; a++) row[a] = Y.data[o + a]!;
+    for (let a = 0; a < l; a++) {
+      const x = row[a]!;
+      const go = a * l;
+      for (let b = a; b < l; b++) G[go + b] = G[go + b]! + x * row[b]!;
+    }
+  }
+  for (let a = 0; a < l; a++) for (let b = 0; b < a; b++) G[a * l + b] = G[b * l + a]!;
+  return { rows: l, cols: l, data: G };
+}
+
+function mul64(A: Mat64, B: Mat64): Mat64 {
+  const m = A.rows, k = A.cols, n = B.cols;
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    const o = i * n, ao = i * k;
+    for (let p = 0; p < k; p++) {
+      const a = A.data[ao + p]!;
+      const bo = p * n;
+      for (let j = 0; j < n; j++) out[o + j] = out[o + j]! + a * B.data[bo + j]!;
+    }
+  }
+  return { rows: m, cols: n, data: out };
+}
+
+/** Y (fp32, L×l) · W (fp64, l×k) in fp64. */
+function mulY(Y: Mat, W: Float64Array, k: number): Mat64 {
+  const { rows, cols: l } = Y;
+  const out = new Float64Array(rows * k);
+  for (let i = 0; i < rows; i++) {
+    const o = i * k, yo = i * l;
+    for (let p = 0; p < l; p++) {
+      const a = Y.data[yo + p]!;
+      const wo = p * k;
+      for (let j = 0; j < k; j++) out[o + j] = out[o + j]! + a * W[wo + j]!;
+    }
+  }
+  return { rows, cols: k, data: out };
+}
+
+function mat64cols(a: Mat64, k: number): Mat64 {
+  if (a.cols === k) return a;
+  const out = new Float64Array(a.rows * k);
+  for (let i = 0; i < a.rows; i++) for (let j = 0; j < k; j++) out[i * k + j] = a.data[i * a.cols + j]!;
+  return { rows: a.rows, cols: k, data: out };
+}
+
+/** Deterministic signs: the largest-magnitude entry of each column of `ref` positive (flip `other` too). */
+function fixSignsBy(ref: Mat64, other: Mat64): void {
+  for (let c = 0; c < ref.cols; c++) {
+    let big = 0, sgn = 1;
+    for (let i = 0; i < ref.rows; i++) { const x = ref.data[i * ref.cols + c]!; if (Math.abs(x) > big) { big = Math.abs(x); sgn = x < 0 ? -1 : 1; } }
+    if (sgn < 0) {
+      for (let i = 0; i < ref.rows; i++) ref.data[i * ref.cols + c] = -ref.data[i * ref.cols + c]!;
+      for (let i = 0; i < other.rows; i++) other.data[i * other.cols + c] = -other.data[i * other.cols + c]!;
+    }
+  }
+}
+
