@@ -70,8 +70,8 @@ export interface InterventionOptions {
   force?: boolean;
   /** Tokens in the verification forward pass (default 16). */
   verifyTokens?: number;
-  /** Called after each tensor is written (for progress bars). */
-  onTensor?: (name: string, bytes: number) => void;
+  /** Called as each tensor is written, with the checkpoint's total tensor bytes (for progress bars). */
+  onTensor?: (name: string, bytes: number, totalBytes: number) => void;
 }
 
 export interface LayerVerification {
@@ -154,7 +154,11 @@ export function locateAttention(src: TensorSource, layer: number, lay: Attention
   const inLayer = src.names.filter((n) => parseTensorName(n).layer === layer);
   const qName = inLayer.find((n) => /(^|\.)self_attn\.q_proj\.weight$/.test(n) && parseTensorName(n).expert === null);
   if (!qName) {
-    const attn = inLayer.filter((n) => /attn|attention/.test(n)).slice(0, 4);
+    const attn = inLayer.filter((n) => /\.(self_attn|attn|attention)\./.test(n));
+    const tail = (n: string): string => n.slice(n.search(/\.(self_attn|attn|attention)\./) + 1);
+    // Unknown attention tensors first: they say what form this is.
+    attn.sort((a, b) => Number(KNOWN_ATTENTION_PARAMS.has(tail(a).replace(/^[^.]+\./, ''))) - Number(KNOWN_ATTENTION_PARAMS.has(tail(b).replace(/^[^.]+\./, ''))));
+    attn.splice(4);
     throw new FormatError(src.root, 'E_ATTENTION_FORM',
       `layer ${layer} has no self_attn.q_proj/k_proj/v_proj/o_proj attention of a known form (Llama/Mistral/Qwen2/Qwen3)` +
       (attn.length ? `; found ${attn.join(', ')}` : inLayer.length ? '' : '; the layer has no tensors'));
@@ -324,15 +328,16 @@ export function storageOrder(src: TensorSource): string[] {
  */
 export function rewriteCheckpoint(
   src: TensorSource, dir: string, replaced: ReadonlyMap<string, Uint8Array>, metadata: Record<string, string>,
-  onTensor?: (name: string, bytes: number) => void,
+  onTensor?: (name: string, bytes: number, totalBytes: number) => void,
 ): string[] {
+  const total = src.names.reduce((a, n) => a + src.info(n).byteLength, 0);
   const tensors: TensorToWrite[] = storageOrder(src).map((name) => {
     const info = src.info(name);
     return {
       name, dtype: info.dtype, shape: info.shape,
       data: () => {
         const b = replaced.get(name) ?? src.readBytes(name);
-        onTensor?.(name, b.byteLength);
+        onTensor?.(name, b.byteLength, total);
         return b;
       },
     };

@@ -2,10 +2,16 @@
 import type { Command } from 'commander';
 import { register as synth } from './synth.js';
 import { register as inspect } from './inspect.js';
+import { register as intervene } from './intervene.js';
+import { register as lab } from './lab.js';
+import { register as report } from './report.js';
 
 export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   synth,
   inspect,
+  intervene,
+  lab,
+  report,
 ];
