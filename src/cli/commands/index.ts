@@ -1,6 +1,7 @@
 /** Registry of subcommands: add one import and one entry per command module. */
 import type { Command } from 'commander';
 import { register as synth } from './synth.js';
+import { register as sparsity } from './sparsity.js';
 import { register as inspect } from './inspect.js';
 import { register as intervene } from './intervene.js';
 import { register as lab } from './lab.js';
@@ -10,6 +11,7 @@ export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
   synth,
+  sparsity,
   inspect,
   intervene,
   lab,
