@@ -1,0 +1,16 @@
+/** Adapters of the later stages (spectrum, principal, bounds, dynamics, interventions). */
+import type { StageAdapter } from '../build.js';
+import { buildDynamics } from './dynamics.js';
+import { buildGeneric } from './generic.js';
+
+function generic(id: string, title: string): StageAdapter['build'] {
+  return (doc) => { const s = buildGeneric(String(doc.kind), `${String(doc.kind)}.json`, doc); s.id = id; s.title = title; return s; };
+}
+
+export const STAGE_ADAPTERS: StageAdapter[] = [
+  { kinds: ['spectrum'], id: 'spectrum', title: 'Spectrum: principal angles and singular values', missing: 'no spectrum.json (rlvr-lens spectrum / analyze).', build: generic('spectrum', 'Spectrum: principal angles and singular values') },
+  { kinds: ['principal'], id: 'principal', title: 'Principal and low-magnitude weights', missing: 'no principal.json (rlvr-lens principal / analyze).', build: generic('principal', 'Principal and low-magnitude weights') },
+  { kinds: ['bounds'], id: 'bounds', title: 'Theory checks (Wedin, Weyl, Hoffman–Wielandt, Ky Fan)', missing: 'no bounds.json.', build: generic('bounds', 'Theory checks (Wedin, Weyl, Hoffman–Wielandt, Ky Fan)') },
+  { kinds: ['dynamics'], id: 'dynamics', title: 'Over training: row and column update ratios', missing: 'no dynamics.json (needs one run’s intermediate checkpoints: --checkpoints).', build: buildDynamics },
+  { kinds: ['interventions', 'intervention', 'intervene'], id: 'interventions', title: 'Interventions (rotated / permuted base)', missing: 'no interventions data.', build: generic('interventions', 'Interventions (rotated / permuted base)') },
+];
