@@ -17,3 +17,8 @@ export * from './probes/magnitude.js';
 export * from './synth/qwen2.js';
 export * from './synth/generate.js';
 export * from './linalg/index.js';
+export * from './probes/bf16-kernel.js';
+export * from './probes/sparsity-engine.js';
+export * from './probes/sparsity.js';
+export * from './run/pair.js';
+export * from './run/pool.js';

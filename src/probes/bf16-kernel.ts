@@ -1,0 +1,200 @@
+/**
+ * The bf16 bitwise diff as a WebAssembly SIMD kernel (no dependencies: the module's bytes
+ * are assembled below from a readable instruction listing).
+ *
+ * `diff(a, b, groups, out)`: for `groups` blocks of 32 bf16 values at byte offsets `a` and
+ * `b` of the kernel's memory, writes one 32-bit word per block at `out` (bit j set iff entry
+ * j changed: bits differ and not both ±0) and returns the number of changed entries. It also
+ * stores at address 0 a flag (1/0): did any entry of either side have an all-ones exponent
+ * (NaN or ±Inf)? Callers count those exactly in JS, only for flagged chunks (rare).
+ * Per 8 lanes: `i16x8.ne`, `v128.or`, `i16x8.shl 1`, `i16x8.ne 0`, `v128.and`; two
+ * `i8x16.narrow_i16x8_s` + `i8x16.bitmask` pack 32 lanes into a word. Branch-free; runs
+ * ~3× faster than the best JS loop, so the compare hides behind the file reads.
+ *
+ * Callers zero the tail of both inputs up to a multiple of 32 entries: zero vs zero is
+ * "unchanged" and finite, so padding never adds bits.
+ */
+
+/** Bytes the kernel reserves at the start of its memory (the flag lives at 0). */
+export const KERNEL_SCRATCH = 64;
+
+// --- a tiny assembler ------------------------------------------------------------------
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) { out.push(b); return out; }
+    out.push(b | 0x80);
+  }
+}
+function section(id: number, body: number[]): number[] { return [id, ...uleb(body.length), ...body]; }
+function vec(items: number[][]): number[] { return [...uleb(items.length), ...items.flat()]; }
+function str(s: string): number[] { return [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]; }
+
+const I32 = 0x7f, V128 = 0x7b;
+// core opcodes
+const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
+const I32_CONST = 0x41, I32_ADD = 0x6a, I32_SUB = 0x6b, I32_OR = 0x72, I32_SHL = 0x74, I32_POPCNT = 0x69, I32_EQZ = 0x45;
+const I32_STORE = 0x36, BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b, VOID = 0x40;
+// SIMD opcodes (prefix 0xfd + LEB128)
+const simd = (op: number): number[] => [0xfd, ...uleb(op)];
+const V128_LOAD = (offset: number): number[] => [...simd(0x00), 4, ...uleb(offset)];
+const V128_CONST_I16 = (v: number): number[] => [...simd(0x0c), ...Array.from({ length: 8 }, () => [v & 0xff, (v >>> 8) & 0xff]).flat()];
+const I16X8_EQ = simd(0x2d), I16X8_NE = simd(0x2e), V128_AND = simd(0x4e), V128_OR = simd(0x50);
+const V128_ANY_TRUE = simd(0x53), I8X16_BITMASK = simd(0x64), I8X16_NARROW_I16X8_S = simd(0x65);
+const I16X8_SHL = simd(0x8b), I16X8_MAX_U = simd(0x99);
+
+/** The module: imports memory `e.m`, exports `diff`. */
+export function bf16DiffModuleBytes(): Uint8Array {
+  // params: 0 a, 1 b, 2 groups, 3 out; locals: 4 cnt, 5 w (i32); 6 acc, 7 x, 8 y, 9..12 c0..c3 (v128)
+  const A = 0, B = 1, N = 2, OUT = 3, CNT = 4, W = 5, ACC = 6, X = 7, Y = 8, C = 9;
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(N), I32_EQZ, BR_IF, 1);
+  for (let k = 0; k < 4; k++) {
+    emit(g(A), V128_LOAD(16 * k), LOCAL_SET, X);
+    emit(g(B), V128_LOAD(16 * k), LOCAL_SET, Y);
+    // changed = (x != y) & (((x | y) << 1) != 0)
+    emit(g(X), g(Y), I16X8_NE);
+    emit(g(X), g(Y), V128_OR, I32_CONST, 1, I16X8_SHL, V128_CONST_I16(0), I16X8_NE);
+    emit(V128_AND, LOCAL_SET, C + k);
+    // acc = max_u(acc, x & 0x7f80, y & 0x7f80): reaches 0x7f80 iff some exponent is all ones
+    emit(g(ACC), g(X), V128_CONST_I16(0x7f80), V128_AND, I16X8_MAX_U);
+    emit(g(Y), V128_CONST_I16(0x7f80), V128_AND, I16X8_MAX_U, LOCAL_SET, ACC);
+  }
+  emit(g(OUT));
+  emit(g(C), g(C + 1), I8X16_NARROW_I16X8_S, I8X16_BITMASK);
+  emit(g(C + 2), g(C + 3), I8X16_NARROW_I16X8_S, I8X16_BITMASK, I32_CONST, 16, I32_SHL, I32_OR);
+  emit(LOCAL_TEE, W, I32_STORE, 2, 0);
+  emit(g(CNT), g(W), I32_POPCNT, I32_ADD, LOCAL_SET, CNT);
+  emit(g(A), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, A);
+  emit(g(B), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, B);
+  emit(g(OUT), I32_CONST, 4, I32_ADD, LOCAL_SET, OUT);
+  emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
+  emit(BR, 0, END, END);
+  // flag at address 0
+  emit(I32_CONST, 0, g(ACC), V128_CONST_I16(0x7f80), I16X8_EQ, V128_ANY_TRUE, I32_STORE, 2, 0);
+  emit(g(CNT), END);
+  const locals = vec([[2, I32], [7, V128]]);
+  const body = [...locals, ...code];
+  const bytes = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([[I32]])]])),
+    ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)]])),
+    ...section(3, vec([uleb(0)])),
+    ...section(7, vec([[...str('diff'), 0x00, ...uleb(0)]])),
+    ...section(10, vec([[...uleb(body.length), ...body]])),
+  ];
+  return Uint8Array.from(bytes);
+}
+
+// The project compiles without the DOM lib, whose types declare WebAssembly; the few
+// members used here are typed locally.
+interface WasmMemory { readonly buffer: ArrayBuffer }
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (d: { initial: number }) => WasmMemory;
+}
+const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+let compiled: object | null | undefined;
+/** The compiled module, or null where WebAssembly SIMD is unavailable (JS fallback). */
+function module(): object | null {
+  if (compiled === undefined) {
+    try {
+      const bytes = bf16DiffModuleBytes();
+      compiled = Wasm.validate(bytes) ? new Wasm.Module(bytes) : null;
+    } catch {
+      compiled = null;
+    }
+  }
+  return compiled ?? null;
+}
+
+export function wasmSimdAvailable(): boolean { return module() !== null && process.env.RLVR_NO_WASM !== '1'; }
+
+/**
+ * One kernel instance with its own memory: a bump allocator hands out 64-byte aligned
+ * regions that callers use as read buffers (files are read straight into them, no copy).
+ */
+export class Bf16DiffKernel {
+  readonly memory: WasmMemory;
+  private readonly fn: ((a: number, b: number, groups: number, out: number) => number) | null;
+  private top = KERNEL_SCRATCH;
+
+  constructor(bytes: number, useWasm = wasmSimdAvailable()) {
+    const pages = Math.ceil((bytes + KERNEL_SCRATCH + 4096) / 65536);
+    this.memory = new Wasm.Memory({ initial: pages });
+    const m = useWasm ? module() : null;
+    this.fn = m ? (new Wasm.Instance(m, { e: { m: this.memory } }).exports.diff as (a: number, b: number, g: number, o: number) => number) : null;
+  }
+
+  get usesWasm(): boolean { return this.fn !== null; }
+
+  /** Reserves `bytes` (rounded up to 64) and returns the byte offset. */
+  alloc(bytes: number): number {
+    const off = this.top;
+    this.top += Math.ceil(bytes / 64) * 64;
+    if (this.top > this.memory.buffer.byteLength) throw new RangeError('Bf16DiffKernel: out of reserved memory');
+    return off;
+  }
+
+  bytes(off: number, len: number): Uint8Array { return new Uint8Array(this.memory.buffer, off, len); }
+
+  /**
+   * Diffs `n` bf16 entries at offsets `a`, `b` into words at `out` (ceil(n/32) words);
+   * zero-pads both inputs to a multiple of 32 first (the regions must have that room).
+   * Returns the changed count; `nonFiniteSeen()` then says whether any exponent was all ones.
+   */
+  diff(a: number, b: number, n: number, out: number): number {
+    const groups = Math.ceil(n / 32);
+    const padded = groups * 32;
+    if (padded !== n) {
+      new Uint16Array(this.memory.buffer, a, padded).fill(0, n);
+      new Uint16Array(this.memory.buffer, b, padded).fill(0, n);
+    }
+    if (this.fn) return this.fn(a, b, groups, out);
+    return diffJs(new Uint16Array(this.memory.buffer, a, padded), new Uint16Array(this.memory.buffer, b, padded),
+      new Uint32Array(this.memory.buffer, out, groups), new Uint32Array(this.memory.buffer, 0, 1));
+  }
+
+  nonFiniteSeen(): boolean { return new Uint32Array(this.memory.buffer, 0, 1)[0] !== 0; }
+}
+
+/** The same kernel in branch-free JS (fallback and reference). */
+export function diffJs(x: Uint16Array, y: Uint16Array, words: Uint32Array, flag: Uint32Array): number {
+  let cnt = 0, acc = 0;
+  for (let g = 0; g < words.length; g++) {
+    let w = 0;
+    const base = g * 32;
+    for (let j = 0; j < 32; j++) {
+      const a = x[base + j]!, b = y[base + j]!;
+      // (a ^ b) !== 0 and ((a | b) & 0x7fff) !== 0, as 0/1 without branches
+      const d = ((a ^ b) + 0xffff) >>> 16;
+      const nz = (((a | b) & 0x7fff) + 0x7fff) >>> 15;
+      w |= (d & nz) << j;
+      acc |= (((a & 0x7f80) + 0x80) | ((b & 0x7f80) + 0x80)) & 0x8000;
+    }
+    words[g] = w;
+    let v = w - ((w >>> 1) & 0x55555555);
+    v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+    cnt += (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+  }
+  flag[0] = acc !== 0 ? 1 : 0;
+  return cnt;
+}
