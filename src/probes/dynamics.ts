@@ -11,16 +11,17 @@
  * the raw profile between consecutive steps and against the final step, and the overlap
  * of the top-10% rows/columns with the final step's top 10%.
  *
- * Each checkpoint is read once; per tensor only the current mask is held, then reduced to
+ * Each checkpoint is read once; per tensor only the current masks are held, each reduced to
  * its row and column counts.
  */
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
 import type { Table } from '../report/output.js';
-import type { TensorSource } from '../io/checkpoint.js';
+import { type TensorSource, openCheckpoint } from '../io/checkpoint.js';
 import { type AttentionLayout, requireAttentionLayout } from '../model/config.js';
 import { type ModuleKind, parseTensorName } from '../model/names.js';
-import { KIND_ORDER, readUpdateMasksOnce, selectTensors } from './locality.js';
+import { KIND_ORDER, forEachTensorMasks, readUpdateMasksOnce, selectTensors } from './locality.js';
+import type { BitMask } from './mask.js';
 import { DEFAULT_PROBE, type ProbeOptions } from './update.js';
 
 export const DYNAMICS_DEFINITIONS = {
@@ -146,6 +147,8 @@ export interface DynamicsOptions {
   match?: RegExp;
   /** Tensors whose full profiles are kept in the result (others: summaries only). */
   profilesFor?: (name: string) => boolean;
+  /** Worker threads of the mask pass (default: all cores). */
+  threads?: number;
   onTensor?: (name: string, index: number, total: number) => void;
 }
 
@@ -157,6 +160,8 @@ export interface DynamicsResult {
   /** From config.json, or null when the base has none (no head boundaries then). */
   heads: { headDim: number; numHeads: number; numKvHeads: number } | null;
   tensors: TensorDynamics[];
+  /** Tensors some checkpoint lacks (skipped). */
+  incomplete: string[];
   /** Pooled sparsity per step: all tensors, and per module kind. */
   sparsityByKind: { kind: ModuleKind | 'all'; numel: number; sparsity: number[] }[];
 }
@@ -191,64 +196,111 @@ export function resolveSteps(specs: readonly string[], given?: readonly number[]
   return steps;
 }
 
-/** Runs the dynamics probe over one run's checkpoints (in step order). */
-export function runDynamics(base: TensorSource, checkpoints: readonly TensorSource[], steps: readonly number[], options: Partial<DynamicsOptions> = {}): DynamicsResult {
-  const o: DynamicsOptions = { probe: DEFAULT_PROBE, allTensors: false, ...options };
-  if (checkpoints.length < 1) throw new RangeError('dynamics needs at least one checkpoint');
-  if (steps.length !== checkpoints.length) throw new RangeError('one step per checkpoint');
-  const layout = base.config ? requireAttentionLayout(path.join(base.root, 'config.json'), base.config) : null;
-  const names = selectTensors(base, { all: o.allTensors, match: o.match });
-  const tensors: TensorDynamics[] = [];
-  const pooled = new Map<ModuleKind | 'all', { numel: number; changed: number[] }>();
-  names.forEach((name, idx) => {
+/** Per-tensor work shared by both entry points. */
+class DynamicsAccumulator {
+  readonly tensors: TensorDynamics[] = [];
+  private readonly pooled = new Map<ModuleKind | 'all', { numel: number; changed: number[] }>();
+  constructor(private readonly o: DynamicsOptions, private readonly layout: AttentionLayout | null) {}
+
+  add(name: string, masks: BitMask[]): void {
     const parsed = parseTensorName(name);
-    const { masks } = readUpdateMasksOnce(base, checkpoints, name, o.probe);
     const shape = [...masks[0]!.shape];
     const numel = masks[0]!.length;
     const rows = shape.length >= 2 ? masks[0]!.rows : 1, cols = shape.length >= 2 ? masks[0]!.cols : numel;
     const rowP: Float64Array[] = [], colP: Float64Array[] = [];
     const sparsity: number[] = [];
     const changedPerStep: number[] = [];
-    for (let t = 0; t < masks.length; t++) {
-      const m = masks[t]!;
+    for (const m of masks) {
       const c = m.count();
       changedPerStep.push(c);
       sparsity.push(numel === 0 ? NaN : 1 - c / numel);
       rowP.push(Float64Array.from(m.rowCounts(), (v) => v / cols));
       colP.push(Float64Array.from(m.colCounts(), (v) => v / rows));
-      masks[t] = null as unknown as typeof m; // release early: only the profiles are kept
     }
     for (const key of [parsed.kind, 'all'] as const) {
-      const acc = pooled.get(key) ?? { numel: 0, changed: new Array<number>(masks.length).fill(0) };
+      const acc = this.pooled.get(key) ?? { numel: 0, changed: new Array<number>(masks.length).fill(0) };
       acc.numel += numel;
       changedPerStep.forEach((c, t) => { acc.changed[t]! += c; });
-      pooled.set(key, acc);
+      this.pooled.set(key, acc);
     }
-    const hb = headBoundaries(parsed.kind, shape, layout);
+    const hb = headBoundaries(parsed.kind, shape, this.layout);
     const td: TensorDynamics = {
       name, layer: parsed.layer, kind: parsed.kind, shape, headAxis: hb.axis, headBoundaries: hb.at,
       sparsity, rowStability: stability(rowP), colStability: stability(colP),
     };
-    if (o.profilesFor?.(name)) {
+    if (this.o.profilesFor?.(name)) {
       td.rowRatios = rowP.map((p) => [...p]);
       td.colRatios = colP.map((p) => [...p]);
       td.rowSmoothed = rowP.map((p) => [...movingAverage3(p)]);
       td.colSmoothed = colP.map((p) => [...movingAverage3(p)]);
     }
-    tensors.push(td);
+    this.tensors.push(td);
+  }
+
+  finish(baseSpec: string, checkpoints: readonly string[], steps: readonly number[], incomplete: string[]): DynamicsResult {
+    const o = this.o, layout = this.layout;
+    const sparsityByKind = [...this.pooled].map(([kind, a]) => ({ kind, numel: a.numel, sparsity: a.changed.map((c) => (a.numel === 0 ? NaN : 1 - c / a.numel)) }))
+      .sort((a, b) => (a.kind === 'all' ? -1 : b.kind === 'all' ? 1 : KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind)));
+    return {
+      params: { probe: { ...o.probe }, tensors: o.allTensors ? 'all' : 'linear-2d', match: o.match ? o.match.source : null, definitions: DYNAMICS_DEFINITIONS },
+      base: baseSpec,
+      checkpoints: [...checkpoints],
+      steps: [...steps],
+      incomplete,
+      heads: layout ? { headDim: layout.headDim, numHeads: layout.numHeads, numKvHeads: layout.numKvHeads } : null,
+      tensors: this.tensors,
+      sparsityByKind,
+    };
+  }
+}
+
+function checkArgs(n: number, steps: readonly number[]): void {
+  if (n < 1) throw new UsageError('dynamics needs at least one checkpoint');
+  if (steps.length !== n) throw new UsageError(`${steps.length} step numbers for ${n} checkpoints`);
+}
+
+function layoutOf(base: TensorSource): AttentionLayout | null {
+  return base.config ? requireAttentionLayout(path.join(base.root, 'config.json'), base.config) : null;
+}
+
+/**
+ * The dynamics probe in-process (single thread) over opened checkpoints in step order; each
+ * file is read once (`readUpdateMasksOnce`).
+ */
+export function runDynamics(base: TensorSource, checkpoints: readonly TensorSource[], steps: readonly number[], options: Partial<DynamicsOptions> = {}): DynamicsResult {
+  const o: DynamicsOptions = { probe: DEFAULT_PROBE, allTensors: false, ...options };
+  checkArgs(checkpoints.length, steps);
+  const acc = new DynamicsAccumulator(o, layoutOf(base));
+  const names = selectTensors(base, { all: o.allTensors, match: o.match });
+  names.forEach((name, idx) => {
+    acc.add(name, readUpdateMasksOnce(base, checkpoints, name, o.probe).masks);
     o.onTensor?.(name, idx, names.length);
   });
-  const sparsityByKind = [...pooled].map(([kind, a]) => ({ kind, numel: a.numel, sparsity: a.changed.map((c) => (a.numel === 0 ? NaN : 1 - c / a.numel)) }))
-    .sort((a, b) => (a.kind === 'all' ? -1 : b.kind === 'all' ? 1 : KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind)));
-  return {
-    params: { probe: { ...o.probe }, tensors: o.allTensors ? 'all' : 'linear-2d', match: o.match ? o.match.source : null, definitions: DYNAMICS_DEFINITIONS },
-    base: base.spec,
-    checkpoints: checkpoints.map((c) => c.spec),
-    steps: [...steps],
-    heads: layout ? { headDim: layout.headDim, numHeads: layout.numHeads, numKvHeads: layout.numKvHeads } : null,
-    tensors,
-    sparsityByKind,
-  };
+  return acc.finish(base.spec, checkpoints.map((c) => c.spec), steps, []);
+}
+
+/**
+ * The dynamics probe over checkpoint specs through the sparsity probe's single-read pass
+ * (worker threads): each checkpoint file is read once.
+ */
+export async function runDynamicsPass(baseSpec: string, checkpoints: readonly string[], steps: readonly number[], options: Partial<DynamicsOptions> = {}): Promise<DynamicsResult> {
+  const o: DynamicsOptions = { probe: DEFAULT_PROBE, allTensors: false, ...options };
+  checkArgs(checkpoints.length, steps);
+  const base = openCheckpoint(baseSpec);
+  let acc: DynamicsAccumulator;
+  let names: Set<string>;
+  try {
+    acc = new DynamicsAccumulator(o, layoutOf(base));
+    names = new Set(selectTensors(base, { all: o.allTensors, match: o.match }));
+  } finally {
+    base.close();
+  }
+  let idx = 0;
+  const pass = await forEachTensorMasks(baseSpec, checkpoints, { probe: o.probe, threads: o.threads, filter: (n) => names.has(n) }, (name, masks) => {
+    acc.add(name, masks);
+    o.onTensor?.(name, idx++, names.size);
+  });
+  return acc.finish(baseSpec, checkpoints, steps, pass.incomplete);
 }
 
 /** Mean of the finite entries (NaN if none). */

@@ -17,16 +17,19 @@
  * is the same ratio of summed expectations, with each tensor (and bin) keeping its own
  * densities. For a single tensor this reduces to the formulas above.
  *
- * Each checkpoint is read once: per tensor, the base bytes are read once and every tuned
- * model's bytes once (in chunks); only the R masks of the current tensor are held, plus
- * per-tensor summaries and the (pooled) consensus images that were asked for.
+ * Each checkpoint is read once, by the sparsity probe's single pass (`forEachTensorMasks`);
+ * only the R masks of the current tensor are held, plus per-tensor summaries and the
+ * (pooled) consensus images that were asked for.
  */
-import { FormatError } from '../errors.js';
+import { FormatError, UsageError } from '../errors.js';
+import { openCheckpoint } from '../io/checkpoint.js';
 import type { Cell, Table } from '../report/output.js';
 import type { TensorSource } from '../io/checkpoint.js';
+import type { DType } from '../io/dtype.js';
 import { type ModuleKind, isLinearWeight, parseTensorName } from '../model/names.js';
 import { BitMask } from './mask.js';
 import { magnitudeBins } from './magnitude.js';
+import { type SparsityDoc, updateSparsity } from './sparsity.js';
 import { DEFAULT_PROBE, type MaskStats, type ProbeOptions, markChanged } from './update.js';
 import { type ChangeRateAccumulator, accumulateChangeRate, newChangeRateAccumulator, type ChangeRateResult, finishChangeRate } from './changerate.js';
 
@@ -382,9 +385,50 @@ export function poolLocality(group: string, layer: number | null, kind: ModuleKi
 // Reading: each checkpoint once
 // ---------------------------------------------------------------------------------------
 
+/** What the single-read pass produced besides the masks. */
+export interface MaskPass {
+  /** The sparsity document of the same pass (engineer B's probe; free by-product). */
+  sparsity: SparsityDoc;
+  /** Tensors some tuned model lacks (or pairs differently): no masks, skipped. */
+  incomplete: string[];
+}
+
 /**
- * The update masks of one tensor against R tuned models, reading the base tensor once
- * (returned whole, for magnitude bins) and each tuned tensor once, in chunks.
+ * Streams the update masks of every selected tensor against all tuned models through the
+ * sparsity probe's single-read pass (`updateSparsity(..., { onMask })`: each checkpoint is
+ * read once, the base once for all tuned models, optionally in worker threads). `onTensor`
+ * gets a tensor's R masks (tuned order) as soon as the last one arrives; only one tensor's
+ * masks are held at a time.
+ */
+export async function forEachTensorMasks(
+  baseSpec: string, tunedSpecs: readonly string[],
+  o: { probe?: ProbeOptions; threads?: number; filter?: (name: string) => boolean },
+  onTensor: (name: string, masks: BitMask[]) => void,
+): Promise<MaskPass> {
+  const R = tunedSpecs.length;
+  const incomplete: string[] = [];
+  let cur: { name: string; masks: (BitMask | undefined)[]; n: number } | null = null;
+  const flushPartial = (): void => {
+    if (cur && cur.n < R) incomplete.push(cur.name);
+    cur = null;
+  };
+  const sparsity = await updateSparsity(baseSpec, tunedSpecs, {
+    probe: o.probe, threads: o.threads, filter: o.filter,
+    onMask: (r, name, mask) => {
+      if (!cur || cur.name !== name) { flushPartial(); cur = { name, masks: new Array(R), n: 0 }; }
+      const c: { name: string; masks: (BitMask | undefined)[]; n: number } = cur;
+      if (!c.masks[r]) c.n++;
+      c.masks[r] = mask;
+      if (c.n === R) { cur = null; onTensor(name, c.masks as BitMask[]); }
+    },
+  });
+  flushPartial();
+  return { sparsity, incomplete };
+}
+
+/**
+ * The update masks of one tensor against R tuned models in-process, reading the base tensor
+ * once (returned whole, for magnitude bins) and each tuned tensor once, in chunks.
  */
 export function readUpdateMasksOnce(
   base: TensorSource, tuned: readonly TensorSource[], name: string,
@@ -444,6 +488,8 @@ export interface LocalityOptions {
   consensusFor?: (name: string) => boolean;
   /** Longest side of kept consensus images, in entries (0 = full resolution). */
   consensusMaxSize: number;
+  /** Worker threads of the mask pass (default: all cores). */
+  threads?: number;
   /** Called after each tensor (progress). */
   onTensor?: (name: string, index: number, total: number) => void;
 }
@@ -474,42 +520,96 @@ export interface LocalityResult {
   byKind: GroupLocality[];
   byLayer: GroupLocality[];
   all: GroupLocality;
+  /** Tensors skipped because some run lacks them (see sparsity.pairing). */
+  incomplete: string[];
   changeRate: ChangeRateResult;
+  /** Kept consensus images (not part of the JSON document; rendered as figures). */
   consensus: ConsensusImage[];
+  /** The sparsity document of the same single-read pass (runLocalityPass only; written as sparsity.json). */
+  sparsity: SparsityDoc | null;
 }
 
-/** Runs the locality probe over base + R tuned checkpoints (R ≥ 2). */
+/** Per-tensor work shared by both entry points: summaries, change rates, consensus images. */
+class LocalityAccumulator {
+  readonly tensors: TensorLocality[] = [];
+  readonly consensus: ConsensusImage[] = [];
+  private readonly cr: ChangeRateAccumulator;
+  constructor(private readonly R: number, private readonly o: LocalityOptions) {
+    this.cr = newChangeRateAccumulator(R);
+  }
+
+  add(name: string, baseBytes: Uint8Array, dtype: DType, masks: BitMask[], nonFinite: number[]): void {
+    const bins = masks[0]!.length > 0 ? magnitudeBins(baseBytes, dtype, this.o.numBins) : null;
+    const counts = consensusCounts(masks);
+    this.tensors.push(tensorLocality(name, masks, bins, this.o.numBins, nonFinite, counts));
+    accumulateChangeRate(this.cr, parseTensorName(name).kind, baseBytes, dtype, masks);
+    if (this.o.consensusFor?.(name)) {
+      const [rows, cols] = matrixShape(masks[0]!.shape);
+      const max = this.o.consensusMaxSize > 0 ? this.o.consensusMaxSize : Math.max(rows, cols);
+      this.consensus.push({ name, runs: this.R, grid: poolGrid(rows, cols, counts, max, max, 1 / this.R) });
+    }
+  }
+
+  finish(baseSpec: string, tunedSpecs: readonly string[], incomplete: string[], sparsity: SparsityDoc | null): LocalityResult {
+    const o = this.o;
+    return {
+      params: { probe: { ...o.probe }, numBins: o.numBins, tensors: o.allTensors ? 'all' : 'linear-2d', match: o.match ? o.match.source : null, formulas: LOCALITY_FORMULAS },
+      base: baseSpec,
+      runs: [...tunedSpecs],
+      tensors: this.tensors,
+      incomplete,
+      ...groupLocality(this.tensors, this.R),
+      changeRate: finishChangeRate(this.cr, tunedSpecs),
+      consensus: this.consensus,
+      sparsity,
+    };
+  }
+}
+
+/**
+ * The locality probe in-process (single thread) over opened checkpoints: each tensor's base
+ * bytes and each tuned model's bytes are read once (`readUpdateMasksOnce`). A tensor missing
+ * from a tuned model, or of another shape, is an error. No sparsity document is produced.
+ */
 export function runLocality(base: TensorSource, tuned: readonly TensorSource[], options: Partial<LocalityOptions> = {}): LocalityResult {
   const o: LocalityOptions = { ...DEFAULT_LOCALITY, ...options };
-  if (tuned.length < 2) throw new RangeError('locality needs at least two tuned runs');
+  if (tuned.length < 2) throw new UsageError('locality needs at least two tuned runs from the same base');
   const names = selectTensors(base, { all: o.allTensors, match: o.match });
-  const R = tuned.length;
-  const tensors: TensorLocality[] = [];
-  const consensus: ConsensusImage[] = [];
-  const cr: ChangeRateAccumulator = newChangeRateAccumulator(R);
+  const acc = new LocalityAccumulator(tuned.length, o);
   names.forEach((name, idx) => {
     const { baseBytes, masks, nonFinite } = readUpdateMasksOnce(base, tuned, name, o.probe);
-    const dtype = base.info(name).dtype;
-    const bins = masks[0]!.length > 0 ? magnitudeBins(baseBytes, dtype, o.numBins) : null;
-    const counts = consensusCounts(masks);
-    tensors.push(tensorLocality(name, masks, bins, o.numBins, nonFinite, counts));
-    accumulateChangeRate(cr, parseTensorName(name).kind, baseBytes, dtype, masks);
-    if (o.consensusFor?.(name)) {
-      const [rows, cols] = matrixShape(masks[0]!.shape);
-      const max = o.consensusMaxSize > 0 ? o.consensusMaxSize : Math.max(rows, cols);
-      consensus.push({ name, runs: R, grid: poolGrid(rows, cols, counts, max, max, 1 / R) });
-    }
+    acc.add(name, baseBytes, base.info(name).dtype, masks, nonFinite);
     o.onTensor?.(name, idx, names.length);
   });
-  return {
-    params: { probe: { ...o.probe }, numBins: o.numBins, tensors: o.allTensors ? 'all' : 'linear-2d', match: o.match ? o.match.source : null, formulas: LOCALITY_FORMULAS },
-    base: base.spec,
-    runs: tuned.map((t) => t.spec),
-    tensors,
-    ...groupLocality(tensors, R),
-    changeRate: finishChangeRate(cr, tuned.map((t) => t.spec)),
-    consensus,
-  };
+  return acc.finish(base.spec, tuned.map((t) => t.spec), [], null);
+}
+
+/**
+ * The locality probe over checkpoint specs through the sparsity probe's single-read pass
+ * (worker threads; also yields the sparsity document). Each checkpoint is read from disk
+ * once; the base tensor is read again for its magnitude bins and binades right after its
+ * masks arrive (the same bytes were just read: a page-cache hit, not a second disk pass).
+ * Tensors some run lacks are skipped and listed in `incomplete`.
+ */
+export async function runLocalityPass(baseSpec: string, tunedSpecs: readonly string[], options: Partial<LocalityOptions> = {}): Promise<LocalityResult> {
+  const o: LocalityOptions = { ...DEFAULT_LOCALITY, ...options };
+  if (tunedSpecs.length < 2) throw new UsageError('locality needs at least two tuned runs from the same base');
+  const base = openCheckpoint(baseSpec);
+  try {
+    const names = new Set(selectTensors(base, { all: o.allTensors, match: o.match }));
+    const acc = new LocalityAccumulator(tunedSpecs.length, o);
+    let done = 0;
+    const pass = await forEachTensorMasks(baseSpec, tunedSpecs, { probe: o.probe, threads: o.threads, filter: (n) => names.has(n) }, (name, masks) => {
+      acc.add(name, base.readBytes(name), base.info(name).dtype, masks, masks.map(() => 0));
+      o.onTensor?.(name, done++, names.size);
+    });
+    // Non-finite counts per run come from the sparsity records of the same pass.
+    const recs = new Map(pass.sparsity.tensors.map((t) => [t.name, t]));
+    for (const t of acc.tensors) t.nonFinite = recs.get(t.name)?.results.map((r) => r?.nonFinite ?? 0) ?? t.nonFinite;
+    return acc.finish(baseSpec, tunedSpecs, pass.incomplete, pass.sparsity);
+  } finally {
+    base.close();
+  }
 }
 
 /** The pooled groups of a list of tensor summaries. */

@@ -149,14 +149,19 @@ export function linearScale(d0: number, d1: number, r0: number, r1: number, opts
 
 /** Log10 scale; ticks at powers of ten (and 2, 5 × when the range is short). */
 export function logScale(d0: number, d1: number, r0: number, r1: number): Scale {
-  const lo = Math.floor(Math.log10(Math.max(d0, Number.MIN_VALUE)));
-  let hi = Math.ceil(Math.log10(Math.max(d1, Number.MIN_VALUE)));
-  if (hi === lo) hi = lo + 1;
+  // Domain: the data range padded by ~10% in log space; ticks at 1 (and 2, 5 on short ranges) × 10^e.
+  const a = Math.log10(Math.max(d0, Number.MIN_VALUE)), b = Math.log10(Math.max(d1, Number.MIN_VALUE));
+  const padL = Math.max(0.05, (b - a) * 0.05);
+  const lo = a - padL, hi = b === a ? a + 1 : b + padL;
   const map = (v: number): number => r0 + ((Math.log10(Math.max(v, 10 ** (lo - 3))) - lo) / (hi - lo)) * (r1 - r0);
   const ticks: { v: number; label: string }[] = [];
-  for (let e = lo; e <= hi; e++) {
-    ticks.push({ v: 10 ** e, label: e >= -2 && e <= 3 ? String(10 ** e) : `1e${e}` });
-    if (hi - lo <= 2 && e < hi) for (const m of [2, 5]) ticks.push({ v: m * 10 ** e, label: e >= -2 && e <= 3 ? String(Number((m * 10 ** e).toPrecision(3))) : `${m}e${e}` });
+  const label = (m: number, e: number): string => (e >= -3 && e <= 4 ? String(Number((m * 10 ** e).toPrecision(3))) : `${m === 1 ? '' : `${m}×`}1e${e}`);
+  const mult = hi - lo <= 2.5 ? [1, 2, 5] : [1];
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+    for (const m of mult) {
+      const lv = Math.log10(m * 10 ** e);
+      if (lv >= lo && lv <= hi) ticks.push({ v: m * 10 ** e, label: label(m, e) });
+    }
   }
   return { map, ticks, domain: [10 ** lo, 10 ** hi] };
 }
@@ -178,18 +183,41 @@ export function bandScale(labels: readonly string[], r0: number, r1: number, max
 // Text
 // ---------------------------------------------------------------------------------------
 
-/** Splits text into lines that fit `maxWidth` at the current font. */
-export function wrapText(ctx: Canvas2D, text: string, maxWidth: number): string[] {
+/** Measures text width at a CSS font; set by the renderer so figures can size themselves exactly. */
+export type TextMeasurer = (text: string, font: string) => number;
+let measurer: TextMeasurer | null = null;
+
+/** Installs the text measurer used to size figures before drawing (Node: render.ts does it). */
+export function setTextMeasurer(m: TextMeasurer | null): void { measurer = m; }
+
+/** Width of text at a font: the installed measurer, else an estimate (DejaVu Sans ≈ 0.6 em). */
+export function measureWidth(text: string, f: string): number {
+  if (measurer) return measurer(text, f);
+  const size = Number(/(\d+(?:\.\d+)?)px/.exec(f)?.[1] ?? 13);
+  return text.length * size * (f.startsWith('bold') ? 0.66 : 0.6);
+}
+
+function wrapWith(measure: (t: string) => number, text: string, maxWidth: number): string[] {
   const out: string[] = [];
   for (const para of text.split('\n')) {
     let line = '';
     for (const word of para.split(/\s+/).filter(Boolean)) {
       const tryLine = line ? `${line} ${word}` : word;
-      if (ctx.measureText(tryLine).width > maxWidth && line) { out.push(line); line = word; } else line = tryLine;
+      if (measure(tryLine) > maxWidth && line) { out.push(line); line = word; } else line = tryLine;
     }
     out.push(line);
   }
   return out;
+}
+
+/** Splits text into lines that fit `maxWidth` at the current font. */
+export function wrapText(ctx: Canvas2D, text: string, maxWidth: number): string[] {
+  return wrapWith((t) => ctx.measureText(t).width, text, maxWidth);
+}
+
+/** Same wrapping without a context (for sizing before drawing). */
+export function wrapMeasured(text: string, f: string, maxWidth: number): string[] {
+  return wrapWith((t) => measureWidth(t, f), text, maxWidth);
 }
 
 /** Shortens text with "…" to fit `maxWidth`. */
@@ -231,17 +259,35 @@ export interface FrameOptions {
   topMargin?: number;
 }
 
+const PAD = 16;
+const TITLE_GAP = 12;
+const CAPTION_GAP = 8;
+
+/** Height of the title block and caption block of a frame (matches drawFrame). */
+export function frameChrome(o: { width: number; title: string; caption?: string; topMargin?: number }): { top: number; captionH: number } {
+  const tl = wrapMeasured(o.title, font(THEME.titleSize, true), o.width - 2 * PAD).length;
+  const top = PAD + tl * (THEME.titleSize + 5) + TITLE_GAP + (o.topMargin ?? 0);
+  const cl = o.caption ? wrapMeasured(o.caption, font(THEME.captionSize), o.width - 2 * PAD).length : 0;
+  return { top, captionH: o.caption ? cl * (THEME.captionSize + 5) + CAPTION_GAP : 0 };
+}
+
+/** Canvas height giving a plot area of `plotH` pixels (with the given bottom margin). */
+export function frameHeight(o: { width: number; title: string; caption?: string; topMargin?: number; bottomMargin?: number }, plotH: number): number {
+  const c = frameChrome(o);
+  return Math.ceil(c.top + plotH + (o.bottomMargin ?? 58) + c.captionH + PAD);
+}
+
 /** Draws background, title and caption; returns the plot-area rectangle of each panel. */
 export function drawFrame(ctx: Canvas2D, o: FrameOptions): Rect[] {
   ctx.save();
   ctx.fillStyle = THEME.background;
   ctx.fillRect(0, 0, o.width, o.height);
   ctx.restore();
-  const pad = 16;
+  const pad = PAD;
   ctx.font = font(THEME.titleSize, true);
   const titleLines = wrapText(ctx, o.title, o.width - 2 * pad);
   titleLines.forEach((l, i) => text(ctx, l, o.width / 2, pad + THEME.titleSize + i * (THEME.titleSize + 5), { size: THEME.titleSize, bold: true, align: 'center' }));
-  const top = pad + titleLines.length * (THEME.titleSize + 5) + 12 + (o.topMargin ?? 0);
+  const top = pad + titleLines.length * (THEME.titleSize + 5) + TITLE_GAP + (o.topMargin ?? 0);
   let bottom = o.height - pad;
   if (o.caption) {
     ctx.font = font(THEME.captionSize);
@@ -249,7 +295,7 @@ export function drawFrame(ctx: Canvas2D, o: FrameOptions): Rect[] {
     const lh = THEME.captionSize + 5;
     bottom -= lines.length * lh;
     lines.forEach((l, i) => text(ctx, l, pad, bottom + (i + 1) * lh - 3, { size: THEME.captionSize, color: THEME.muted }));
-    bottom -= 8;
+    bottom -= CAPTION_GAP;
   }
   const n = o.panels ?? 1;
   const left = o.leftMargin ?? 78, right = o.rightMargin ?? 24, below = o.bottomMargin ?? 58;
@@ -389,8 +435,33 @@ export function drawGroupedBars(ctx: Canvas2D, r: Rect, x: Scale & { bandwidth: 
 
 export interface LegendItem { label: string; color: string; dash?: number[]; box?: boolean }
 
-/** Legend box at the top-right inside `r` (or at a given corner). */
-export function drawLegend(ctx: Canvas2D, r: Rect, items: readonly LegendItem[], where: 'top-right' | 'top-left' | 'bottom-right' | 'right-outside' = 'top-right'): void {
+export type LegendPlace = 'top-right' | 'top-left' | 'bottom-right' | 'bottom-left' | 'right-outside' | 'auto';
+
+/** Size of a vertical legend box. */
+export function legendSize(items: readonly LegendItem[]): { w: number; h: number } {
+  const f = font(THEME.legendSize);
+  return { w: Math.max(...items.map((i) => measureWidth(i.label, f))) + 44, h: items.length * (THEME.legendSize + 7) + 10 };
+}
+
+/**
+ * The inner corner of `r` whose legend box covers the fewest of the given pixel points
+ * (ties: top-right, top-left, bottom-right, bottom-left).
+ */
+export function bestLegendCorner(r: Rect, size: { w: number; h: number }, points: readonly [number, number][]): Exclude<LegendPlace, 'auto' | 'right-outside'> {
+  const corners = ['top-right', 'top-left', 'bottom-right', 'bottom-left'] as const;
+  let best: (typeof corners)[number] = 'top-right', bestN = Infinity;
+  for (const c of corners) {
+    const x = c.endsWith('right') ? r.x + r.w - size.w - 8 : r.x + 8;
+    const y = c.startsWith('top') ? r.y + 8 : r.y + r.h - size.h - 8;
+    let n = 0;
+    for (const [px, py] of points) if (px >= x - 4 && px <= x + size.w + 4 && py >= y - 4 && py <= y + size.h + 4) n++;
+    if (n < bestN) { best = c; bestN = n; }
+  }
+  return best;
+}
+
+/** Legend box inside `r` at a corner (or to the right outside of it). */
+export function drawLegend(ctx: Canvas2D, r: Rect, items: readonly LegendItem[], where: Exclude<LegendPlace, 'auto'> = 'top-right'): void {
   if (items.length === 0) return;
   ctx.save();
   ctx.font = font(THEME.legendSize);
@@ -398,8 +469,8 @@ export function drawLegend(ctx: Canvas2D, r: Rect, items: readonly LegendItem[],
   const w = Math.max(...items.map((i) => ctx.measureText(i.label).width)) + 44;
   const h = items.length * lh + 10;
   let x = r.x + r.w - w - 8, y = r.y + 8;
-  if (where === 'top-left') x = r.x + 8;
-  if (where === 'bottom-right') y = r.y + r.h - h - 8;
+  if (where === 'top-left' || where === 'bottom-left') x = r.x + 8;
+  if (where === 'bottom-right' || where === 'bottom-left') y = r.y + r.h - h - 8;
   if (where === 'right-outside') { x = r.x + r.w + 12; y = r.y; }
   ctx.globalAlpha = 0.9;
   ctx.fillStyle = '#ffffff';
@@ -416,6 +487,26 @@ export function drawLegend(ctx: Canvas2D, r: Rect, items: readonly LegendItem[],
       ctx.beginPath(); ctx.moveTo(x + 8, cy); ctx.lineTo(x + 30, cy); ctx.stroke(); ctx.setLineDash([]);
     }
     text(ctx, it.label, x + 36, cy, { size: THEME.legendSize, baseline: 'middle' });
+  });
+  ctx.restore();
+}
+
+/** A one-row legend centred above the plot area (needs ~26 px of top margin). */
+export function drawLegendRow(ctx: Canvas2D, r: Rect, items: readonly LegendItem[]): void {
+  if (items.length === 0) return;
+  ctx.save();
+  ctx.font = font(THEME.legendSize);
+  const widths = items.map((i) => ctx.measureText(i.label).width + 36 + 18);
+  let x = r.x + (r.w - widths.reduce((a, b) => a + b, 0)) / 2;
+  const cy = r.y - 16;
+  items.forEach((it, k) => {
+    if (it.box) { ctx.fillStyle = it.color; ctx.fillRect(x, cy - 6, 22, 12); }
+    else {
+      ctx.strokeStyle = it.color; ctx.lineWidth = 2.5; ctx.setLineDash(it.dash ?? []);
+      ctx.beginPath(); ctx.moveTo(x, cy); ctx.lineTo(x + 22, cy); ctx.stroke(); ctx.setLineDash([]);
+    }
+    text(ctx, it.label, x + 28, cy, { size: THEME.legendSize, baseline: 'middle' });
+    x += widths[k]!;
   });
   ctx.restore();
 }

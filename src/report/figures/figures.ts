@@ -11,8 +11,9 @@
  */
 import type { Table } from '../output.js';
 import {
-  type Canvas2D, type ColorMap, type LegendItem, PALETTE, type Rect, THEME, bandScale, blues, cellScale, drawAxes, drawCells,
-  drawColorBar, drawFrame, drawGroupedBars, drawHeatmapImage, drawLegend, drawLine, drawStep, drawVLines, extent, linearScale,
+  type Canvas2D, type ColorMap, type LegendItem, PALETTE, type Rect, THEME, bandScale, bestLegendCorner, blues, cellScale, drawAxes, drawCells,
+  drawColorBar, drawFrame, drawGroupedBars, drawHeatmapImage, drawLegend, drawLegendRow, drawLine, drawStep, drawVLines, extent, frameHeight,
+  legendSize, linearScale,
   logScale, viridis,
 } from './chart.js';
 
@@ -30,11 +31,6 @@ export interface Figure {
 
 const fmt = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
 
-/** Rough caption height for sizing a canvas before drawing (DejaVu Sans ≈ 0.58 em per char). */
-function captionLines(caption: string, width: number): number {
-  const perLine = Math.max(20, Math.floor((width - 32) / (THEME.captionSize * 0.58)));
-  return caption.split('\n').reduce((n, p) => n + Math.max(1, Math.ceil(p.length / perLine)), 0) + 1;
-}
 
 function seriesColor(i: number, n: number, sequential: boolean): string {
   if (!sequential) return PALETTE[i % PALETTE.length]!;
@@ -78,7 +74,7 @@ export function tensorHeatmapFigure(d: TensorHeatmapData): Figure {
   const imgW = g.cols * s, imgH = g.rows * s;
   const caption = `${poolingSentence(g, d.valueLabel)} Rows = output features, columns = input features (PyTorch [out, in]).${d.note ? ' ' + d.note : ''}`;
   const width = Math.max(720, imgW + 100 + 170);
-  const height = 90 + imgH + 70 + captionLines(caption, width) * (THEME.captionSize + 5);
+  const height = frameHeight({ width, title: d.title, caption, bottomMargin: 58 }, imgH);
   const draw = (ctx: Canvas2D): void => {
     const [r] = drawFrame(ctx, { width, height, title: d.title, caption, rightMargin: 170, leftMargin: 84 });
     const scale = Math.max(1, Math.min(s, cellScale(g.rows, g.cols, r!.w, r!.h)));
@@ -127,14 +123,15 @@ export function matrixFigure(d: MatrixFigureData): Figure {
   const left = Math.max(80, Math.min(260, longRow * 8 + 40));
   const width = Math.max(640, left + nc * cw + 200);
   const caption = d.caption;
-  const height = 90 + nr * ch + 90 + captionLines(caption, width) * (THEME.captionSize + 5);
+  const bottomMargin = d.colLabels.some((l) => l.length * 7.5 > cw) ? 40 + Math.min(120, Math.max(...d.colLabels.map((l) => l.length)) * 6) : 64;
+  const height = frameHeight({ width, title: d.title, caption, bottomMargin }, nr * ch);
   const flat = d.values.flat().map((v) => (v === null ? NaN : v));
   const [lo, hi] = extent(flat);
   const vmin = d.vmin ?? lo, vmax = d.vmax ?? (hi === lo ? lo + 1 : hi);
   const cmap = d.colormap === 'blues' ? blues : viridis;
   const digits = d.digits ?? 3;
   const draw = (ctx: Canvas2D): void => {
-    const [r] = drawFrame(ctx, { width, height, title: d.title, caption, rightMargin: 170, leftMargin: left, bottomMargin: 80 });
+    const [r] = drawFrame(ctx, { width, height, title: d.title, caption, rightMargin: 170, leftMargin: left, bottomMargin });
     const w = Math.min(r!.w, nc * cw), h = Math.min(r!.h, nr * ch);
     const area: Rect = { x: r!.x, y: r!.y, w, h };
     drawCells(ctx, area, { rows: nr, cols: nc, values: flat }, cmap, vmin, vmax, (v) => v.toFixed(digits));
@@ -192,7 +189,7 @@ export interface LinePanel {
   step?: boolean;
   /** Colour series along a sequential map (e.g. training steps) instead of categories. */
   sequential?: boolean;
-  legend?: 'top-right' | 'top-left' | 'bottom-right' | 'none';
+  legend?: 'top-right' | 'top-left' | 'bottom-right' | 'bottom-left' | 'auto' | 'none';
   /** Integer x ticks only (layers, binades). */
   integerX?: boolean;
 }
@@ -200,9 +197,10 @@ export interface LinePanel {
 /** A figure of 1..n side-by-side line panels. */
 export function linePanelsFigure(kind: string, title: string, caption: string, panels: LinePanel[], size: { width?: number; height?: number } = {}): Figure {
   const width = size.width ?? (panels.length === 1 ? 960 : 560 * panels.length);
-  const height = size.height ?? (560 + captionLines(caption, width) * (THEME.captionSize + 5));
+  const topMargin = panels.some((p) => p.subtitle) ? 14 : 0;
+  const height = size.height ?? frameHeight({ width, title, caption, topMargin }, 430);
   const draw = (ctx: Canvas2D): void => {
-    const rects = drawFrame(ctx, { width, height, title, caption, panels: panels.length, topMargin: panels.some((p) => p.subtitle) ? 14 : 0 });
+    const rects = drawFrame(ctx, { width, height, title, caption, panels: panels.length, topMargin });
     panels.forEach((p, k) => {
       const r = rects[k]!;
       const [x0, x1] = extent(p.series.flatMap((s) => [...Array.from(s.x)]));
@@ -217,9 +215,21 @@ export function linePanelsFigure(kind: string, title: string, caption: string, p
       const yScale = p.logY ? logScale(Math.max(y0, 1e-12), y1, r.y + r.h, r.y) : linearScale(y0, y1, r.y + r.h, r.y, { count: 6 });
       drawAxes(ctx, r, { x: xs, y: yScale, xLabel: p.xLabel, yLabel: p.yLabel, subtitle: p.subtitle });
       if (p.vlines) drawVLines(ctx, r, xs, p.vlines);
+      const points: [number, number][] = [];
       p.series.forEach((s, i) => {
         const style = { color: s.color ?? seriesColor(i, p.series.length, !!p.sequential), dash: s.dash, markers: s.markers, width: s.width };
         if (p.step) drawStep(ctx, r, xs, yScale, s.x, s.y, style); else drawLine(ctx, r, xs, yScale, s.x, s.y, style);
+        // sample the drawn polyline densely so the legend avoids lines, not just vertices
+        for (let j = 0; j < s.x.length; j++) {
+          if (!Number.isFinite(s.y[j]!)) continue;
+          const x1 = xs.map(s.x[j]!), y1 = yScale.map(s.y[j]!);
+          points.push([x1, y1]);
+          if (j + 1 < s.x.length && Number.isFinite(s.y[j + 1]!)) {
+            const x2 = xs.map(s.x[j + 1]!), y2 = yScale.map(s.y[j + 1]!);
+            const steps = Math.min(50, Math.ceil(Math.hypot(x2 - x1, y2 - y1) / 6));
+            for (let q = 1; q < steps; q++) points.push([x1 + ((x2 - x1) * q) / steps, y1 + ((y2 - y1) * q) / steps]);
+          }
+        }
       });
       if (p.legend !== 'none') {
         let items: LegendItem[] = p.series.map((s, i) => ({ label: s.label, color: s.color ?? seriesColor(i, p.series.length, !!p.sequential), dash: s.dash }));
@@ -228,7 +238,8 @@ export function linePanelsFigure(kind: string, title: string, caption: string, p
           items = items.filter((_, i) => keep.has(i));
         }
         if (p.vlines && p.vlines.length > 0) items.push({ label: 'head boundary', color: '#888888', dash: [5, 4] });
-        drawLegend(ctx, r, items, p.legend ?? 'top-right');
+        const where = !p.legend || p.legend === 'auto' ? bestLegendCorner(r, legendSize(items), points) : p.legend;
+        drawLegend(ctx, r, items, where);
       }
     });
   };
@@ -261,7 +272,7 @@ export function ratioCurvesFigure(d: RatioCurvesData): Figure {
     (d.headBoundaries.length > 0 ? `Dashed lines: attention-head boundaries every ${d.headDim ?? '?'} ${d.axis === 'row' ? 'rows' : 'columns'}. ` : '') +
     `Colour runs from early (dark) to late (yellow) steps.${d.note ? ' ' + d.note : ''}`;
   return linePanelsFigure('ratios', `${d.axis === 'row' ? 'Row' : 'Column'} update ratios over training — ${d.tensor}`, caption, [{
-    xLabel: idx, yLabel: `${sym} (update ratio, smoothed)`, series, sequential: true, vlines: d.headBoundaries, legend: 'top-right',
+    xLabel: idx, yLabel: `${sym} (update ratio, smoothed)`, series, sequential: true, vlines: d.headBoundaries, legend: 'auto',
   }]);
 }
 
@@ -276,7 +287,7 @@ export function sparsityStepsFigure(d: SparsityStepsData): Figure {
   return linePanelsFigure('sparsity-steps', 'Update sparsity over training', caption, [{
     xLabel: 'training step', yLabel: 'sparsity (unchanged fraction)',
     series: d.series.map((s) => ({ label: s.label, x: d.steps, y: s.sparsity, markers: true, dash: s.label === 'all' ? [6, 3] : undefined, color: s.label === 'all' ? '#000000' : undefined })),
-    legend: 'top-right',
+    legend: 'auto',
   }]);
 }
 
@@ -289,16 +300,18 @@ export interface ChangeRateFigureData {
 
 /** Changed fraction per binade of |W0| (Gate III), one line per run, plus entry share. */
 export function changeRateFigure(d: ChangeRateFigureData): Figure {
-  const rows = d.rows.filter((r) => r.binade !== null);
   const total = d.rows.reduce((s, r) => s + r.entries, 0);
+  const rows = d.rows.filter((r) => r.binade !== null && r.entries >= 1e-4 * total);
+  const dropped = d.rows.filter((r) => r.binade !== null).length - rows.length;
   const xs = rows.map((r) => r.binade!);
   const zeros = d.rows.find((r) => r.binade === null);
   const caption = `Fraction of entries changed by each run, per binade e = floor(log2|w0|) of the base weight (${d.group}). Right: share of entries per binade. ` +
     (zeros ? `${zeros.entries} exact zeros excluded from the plot (in the CSV). ` : '') +
+    (dropped > 0 ? `${dropped} sparsely populated binades (< 0.01% of entries each) not plotted (in the CSV). ` : '') +
     `In bf16 an update below ~2^-9·|w0| rounds away (Gate III), so large-magnitude entries change less often.${d.note ? ' ' + d.note : ''}`;
   const fig = linePanelsFigure('changerate', `Change rate vs magnitude of the base weight — ${d.group}`, caption, [
     { subtitle: 'change rate per binade', xLabel: 'binade e = floor(log2 |w0|)', yLabel: 'fraction changed', yMin: 0, yMax: 1, integerX: true,
-      series: d.runs.map((run, k) => ({ label: shortLabel(run), x: xs, y: rows.map((r) => r.rate[k]!), markers: true })), legend: 'bottom-right' },
+      series: d.runs.map((run, k) => ({ label: shortLabel(run), x: xs, y: rows.map((r) => r.rate[k]!), markers: true })), legend: 'auto' },
     { subtitle: 'entries per binade', xLabel: 'binade e = floor(log2 |w0|)', yLabel: 'share of entries', step: true, integerX: true,
       series: [{ label: 'share of entries', x: xs, y: rows.map((r) => r.entries / total), color: '#555555' }], legend: 'none' },
   ]);
@@ -332,18 +345,19 @@ export interface GroupedBarsData {
 }
 
 export function groupedBarsFigure(d: GroupedBarsData, kind = 'bars'): Figure {
-  const width = Math.max(900, Math.min(1800, 120 + d.categories.length * (14 * d.series.length + 12)));
-  const height = 560 + captionLines(d.caption, width) * (THEME.captionSize + 5);
+  const width = Math.max(900, Math.min(1600, 120 + d.categories.length * (11 * d.series.length + 10)));
+  const rotate = d.categories.some((c) => c.length > 4) && d.categories.length > 10;
+  const bottomMargin = rotate ? 84 : 58;
+  const height = frameHeight({ width, title: d.title, caption: d.caption, topMargin: 30, bottomMargin }, 400);
   const draw = (ctx: Canvas2D): void => {
-    const rotate = d.categories.some((c) => c.length > 4) && d.categories.length > 10;
-    const [r] = drawFrame(ctx, { width, height, title: d.title, caption: d.caption, bottomMargin: rotate ? 84 : 58 });
+    const [r] = drawFrame(ctx, { width, height, title: d.title, caption: d.caption, bottomMargin, topMargin: 30 });
     const xs = bandScale(d.categories, r!.x, r!.x + r!.w, 60);
     const [, hi] = extent(d.series.flatMap((s) => s.values));
-    const ys = linearScale(d.yMin ?? 0, d.yMax ?? hi * 1.12, r!.y + r!.h, r!.y, { count: 6 });
+    const ys = linearScale(d.yMin ?? 0, d.yMax ?? hi * 1.05, r!.y + r!.h, r!.y, { count: 6 });
     drawAxes(ctx, r!, { x: xs, y: ys, xLabel: d.xLabel, yLabel: d.yLabel, rotateXTicks: rotate });
     const colors = d.series.map((s, i) => s.color ?? PALETTE[i % PALETTE.length]!);
     drawGroupedBars(ctx, r!, xs, ys, d.series.map((s, i) => ({ values: s.values, color: colors[i]! })));
-    drawLegend(ctx, r!, d.series.map((s, i) => ({ label: s.label, color: colors[i]!, box: true })), 'top-right');
+    drawLegendRow(ctx, r!, d.series.map((s, i) => ({ label: s.label, color: colors[i]!, box: true })));
   };
   return {
     kind, width, height, title: d.title, caption: d.caption, draw,
@@ -435,8 +449,8 @@ export function spectrumFigure(d: SpectrumCurvesData): Figure {
   const ang: LineSeries[] = d.tensors.map((t, i) => ({ label: t.label, x: t.principalAngles.map((_, j) => j + 1), y: t.principalAngles, color: PALETTE[i % PALETTE.length]!, markers: t.principalAngles.length <= 40 }));
   const caption = `Left: singular values σ_i of the base (solid) and tuned (dashed) weight, descending, log scale. Right: principal angles θ_i = arccos σ_i(U0_kᵀ U+_k) between the top-${d.k} ${d.subspace} singular subspaces, in degrees, ascending.${d.note ? ' ' + d.note : ''}`;
   return linePanelsFigure('spectrum', 'Spectrum preservation: singular values and principal angles, base vs tuned', caption, [
-    { subtitle: 'singular values', xLabel: 'index i', yLabel: 'σ_i', series: sv, logY: true, legend: 'top-right' },
-    { subtitle: `principal angles (top-${d.k}, ${d.subspace})`, xLabel: 'index i', yLabel: 'θ_i (degrees)', series: ang, yMin: 0, legend: 'top-left' },
+    { subtitle: 'singular values', xLabel: 'index i', yLabel: 'σ_i', series: sv, logY: true },
+    { subtitle: `principal angles (top-${d.k}, ${d.subspace})`, xLabel: 'index i', yLabel: 'θ_i (degrees)', series: ang, yMin: 0 },
   ]);
 }
 
@@ -472,7 +486,7 @@ export function sparsityGridFigure(d: SparsityGridData): Figure {
   const f = matrixFigure({
     title: 'bf16 update sparsity per layer and module',
     caption: `Fraction of entries NOT changed vs the base (bf16-aware rule |w+ − w0| ≤ 1e-3·max(|w0|,|w+|), i.e. bitwise bf16 compare), per decoder layer (rows) and module (columns).${d.note ? ' ' + d.note : ''}`,
-    rowLabels: d.layers.map((l) => `layer ${l}`), colLabels: d.kinds, values: d.sparsity,
+    rowLabels: d.layers.map(String), colLabels: d.kinds, values: d.sparsity,
     valueLabel: 'sparsity (unchanged fraction)', xLabel: 'module', yLabel: 'layer', vmin: 0, vmax: 1, digits: 2, colormap: 'blues',
   });
   return { ...f, kind: 'sparsity' };

@@ -2,3 +2,4 @@
 export * from './chart.js';
 export * from './figures.js';
 export * from './render.js';
+export * from './probes.js';

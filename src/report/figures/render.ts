@@ -11,7 +11,7 @@ import { GlobalFonts, createCanvas } from '@napi-rs/canvas';
 import { RlvrError } from '../../errors.js';
 import { writeFileAtomic } from '../../io/writer.js';
 import { toCsv } from '../output.js';
-import type { Canvas2D } from './chart.js';
+import { type Canvas2D, setTextMeasurer } from './chart.js';
 import type { Figure } from './figures.js';
 
 let fontsReady = false;
@@ -33,7 +33,12 @@ export function registerFonts(): void {
     }
   }
   fontsReady = true;
+  // Figures size themselves (caption wrapping) before drawing: measure with the real font.
+  const scratch = createCanvas(4, 4).getContext('2d');
+  setTextMeasurer((t, f) => { scratch.font = f; return scratch.measureText(t).width; });
 }
+
+registerFonts();
 
 /** Renders a figure to PNG bytes. */
 export function renderPng(fig: Figure): Uint8Array {

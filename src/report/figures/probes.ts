@@ -1,0 +1,125 @@
+/**
+ * Figures from probe results (locality, dynamics, change rate) and for single tensors
+ * (update mask, consensus map): adapters from result objects to the plain figure data
+ * interfaces in figures.ts.
+ */
+import type { ChangeRateResult } from '../../probes/changerate.js';
+import type { DynamicsResult, TensorDynamics } from '../../probes/dynamics.js';
+import { type ConsensusImage, type Grid, type LocalityResult, kindLabel } from '../../probes/locality.js';
+import type { BitMask } from '../../probes/mask.js';
+import { poolGrid, matrixShape } from '../../probes/locality.js';
+import type { ProbeOptions } from '../../probes/update.js';
+import {
+  type Figure, changeRateFigure, jaccardFigure, localityBarsFigure, ratioCurvesFigure, shortLabel, sparsityStepsFigure, tensorHeatmapFigure,
+} from './figures.js';
+
+export function probeSentence(p: ProbeOptions): string {
+  return p.rule === 'bf16' ? `Probe: bf16-aware rule |w+ − w0| ≤ η·max(|w0|,|w+|), η = ${p.eta}.` : `Probe: absolute rule |w+ − w0| ≤ ${p.tol}.`;
+}
+
+/** Heatmap of one update mask (pooled: fraction of entries changed per block). */
+export function maskFigure(name: string, mask: BitMask, maxSize: number, probe: ProbeOptions, runLabel?: string): Figure {
+  const [rows, cols] = matrixShape(mask.shape);
+  const max = maxSize > 0 ? maxSize : Math.max(rows, cols);
+  const grid = poolGrid(rows, cols, mask, max, max);
+  const full = grid.pool[0] === 1 && grid.pool[1] === 1;
+  return {
+    ...tensorHeatmapFigure({
+      name, grid, title: `Update mask${runLabel ? ` (${runLabel})` : ''}: ${name}`,
+      valueLabel: full ? 'changed (1) / unchanged (0)' : 'fraction of entries changed',
+      note: `${probeSentence(probe)} Density ${(mask.density() * 100).toFixed(2)}% changed.`,
+    }),
+    kind: 'mask',
+  };
+}
+
+/** Heatmap of a consensus map C = (1/R) Σ_r M^(r) (pooled: mean of C per block). */
+export function consensusFigure(img: ConsensusImage, probe: ProbeOptions): Figure {
+  return {
+    ...tensorHeatmapFigure({
+      name: img.name, grid: img.grid, title: `Consensus of ${img.runs} runs' update masks: ${img.name}`,
+      valueLabel: 'consensus C (fraction of runs)', colormap: 'viridis',
+      note: `C_ij = (1/R) Σ_r M^(r)_ij with R = ${img.runs}: 1 = changed by every run. ${probeSentence(probe)}`,
+    }),
+    kind: 'consensus',
+  };
+}
+
+/** Consensus grid of a set of masks (for the figure command). */
+export function consensusImageOf(name: string, masks: readonly BitMask[], counts: Uint8Array, maxSize: number): ConsensusImage {
+  const [rows, cols] = matrixShape(masks[0]!.shape);
+  const max = maxSize > 0 ? maxSize : Math.max(rows, cols);
+  const grid: Grid = poolGrid(rows, cols, counts, max, max, 1 / masks.length);
+  return { name, runs: masks.length, grid };
+}
+
+const runLabels = (r: Pick<LocalityResult, 'runs'>): string[] => r.runs.map((s, i) => `R${i + 1}: ${shortLabel(s)}`);
+
+/** Jaccard matrix of one tensor, or of a pooled group ('all', 'layer L', 'layer L <kind>', '<kind>'). */
+export function localityJaccardFigure(r: LocalityResult, what: { tensor?: string; layer?: number; kind?: string }): Figure {
+  let g: { jaccard: number[][]; meanJaccard: number; meanBernoulli: number; meanMagnitudeMatched: number } | undefined;
+  let label: string;
+  if (what.tensor) {
+    g = r.tensors.find((t) => t.name === what.tensor);
+    label = what.tensor;
+  } else if (what.layer !== undefined && what.kind) {
+    g = r.byLayerKind.find((x) => x.layer === what.layer && x.kind === what.kind);
+    label = `layer ${what.layer} ${kindLabel(what.kind as never)}`;
+  } else if (what.layer !== undefined) {
+    g = r.byLayer.find((x) => x.layer === what.layer);
+    label = `layer ${what.layer} (all linear weights pooled)`;
+  } else if (what.kind) {
+    g = r.byKind.find((x) => x.kind === what.kind);
+    label = `${kindLabel(what.kind as never)} (all layers pooled)`;
+  } else {
+    g = r.all;
+    label = 'all tensors pooled';
+  }
+  if (!g) throw new RangeError(`no locality result for ${label}`);
+  return jaccardFigure({
+    what: label, runLabels: runLabels(r), matrix: g.jaccard,
+    meanJaccard: g.meanJaccard, meanBernoulli: g.meanBernoulli, meanMagnitudeMatched: g.meanMagnitudeMatched,
+    note: `${probeSentence(r.params.probe)} Runs: ${runLabels(r).join('; ')}.`,
+  });
+}
+
+export function localityLayersFigure(r: LocalityResult): Figure {
+  return localityBarsFigure({
+    layers: r.byLayer.map((g) => g.layer!),
+    jaccard: r.byLayer.map((g) => g.meanJaccard),
+    bernoulli: r.byLayer.map((g) => g.meanBernoulli),
+    magnitudeMatched: r.byLayer.map((g) => g.meanMagnitudeMatched),
+    runs: r.runs.length,
+    note: probeSentence(r.params.probe),
+  });
+}
+
+export function changeRateFigureFor(cr: ChangeRateResult, group = 'all', probe?: ProbeOptions): Figure {
+  const g = cr.groups.find((x) => x.group === group);
+  if (!g) throw new RangeError(`no change-rate group ${group} (have: ${cr.groups.map((x) => x.group).join(', ')})`);
+  return changeRateFigure({
+    group: group === 'all' ? 'all analysed tensors' : `module ${kindLabel(group as never)}`,
+    runs: cr.runs.map(shortLabel), rows: g.rows,
+    note: probe ? probeSentence(probe) : undefined,
+  });
+}
+
+export function ratioFigure(d: DynamicsResult, t: TensorDynamics, axis: 'row' | 'col'): Figure {
+  const prof = axis === 'row' ? t.rowSmoothed : t.colSmoothed;
+  if (!prof) throw new RangeError(`no profiles kept for ${t.name}`);
+  const heads = (axis === 'row' && t.headAxis === 'rows') || (axis === 'col' && t.headAxis === 'cols') ? t.headBoundaries : [];
+  const st = axis === 'row' ? t.rowStability : t.colStability;
+  const last = st.vsFinal.length > 0 ? st.vsFinal[0] : null;
+  return ratioCurvesFigure({
+    tensor: t.name, axis, steps: d.steps, profiles: prof, headBoundaries: heads, headDim: d.heads?.headDim ?? null,
+    note: `${probeSentence(d.params.probe)} Spearman of the raw profile, first vs final step: ${last === null || last === undefined ? 'n/a' : last.toFixed(3)}.`,
+  });
+}
+
+export function sparsityStepsFigureFor(d: DynamicsResult): Figure {
+  return sparsityStepsFigure({
+    steps: d.steps,
+    series: d.sparsityByKind.map((s) => ({ label: s.kind === 'all' ? 'all' : kindLabel(s.kind), sparsity: s.sparsity })),
+    note: `Checkpoints: ${d.checkpoints.map(shortLabel).join(', ')}.`,
+  });
+}
