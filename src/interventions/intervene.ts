@@ -324,10 +324,11 @@ export function storageOrder(src: TensorSource): string[] {
 
 /**
  * Writes all tensors of `src` into `dir` with the input's sharding, replacing the bytes of
- * the tensors in `replaced`. Returns the written files.
+ * the tensors in `replaced` (given, or produced on demand — one tensor in memory at a time).
+ * Returns the written files.
  */
 export function rewriteCheckpoint(
-  src: TensorSource, dir: string, replaced: ReadonlyMap<string, Uint8Array>, metadata: Record<string, string>,
+  src: TensorSource, dir: string, replaced: ReadonlyMap<string, Uint8Array | (() => Uint8Array)>, metadata: Record<string, string>,
   onTensor?: (name: string, bytes: number, totalBytes: number) => void,
 ): string[] {
   const total = src.names.reduce((a, n) => a + src.info(n).byteLength, 0);
@@ -336,7 +337,8 @@ export function rewriteCheckpoint(
     return {
       name, dtype: info.dtype, shape: info.shape,
       data: () => {
-        const b = replaced.get(name) ?? src.readBytes(name);
+        const r = replaced.get(name);
+        const b = r === undefined ? src.readBytes(name) : typeof r === 'function' ? r() : r;
         onTensor?.(name, b.byteLength, total);
         return b;
       },

@@ -4,6 +4,7 @@ import { register as synth } from './synth.js';
 import { register as sparsity } from './sparsity.js';
 import { register as inspect } from './inspect.js';
 import { register as intervene } from './intervene.js';
+import { register as adapter } from './adapter.js';
 import { register as lab } from './lab.js';
 import { register as report } from './report.js';
 
@@ -14,6 +15,7 @@ export const COMMANDS: RegisterCommand[] = [
   sparsity,
   inspect,
   intervene,
+  adapter,
   lab,
   report,
 ];
