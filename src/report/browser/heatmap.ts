@@ -66,6 +66,7 @@ export function renderHeatmap(b: HeatmapBlock, runs: RunInfo[]): HeatmapView {
 
   function build(): void {
     cur = null;
+    hideTip();
     const t = b.tensors[tensorName];
     if (!t) {
       canvas.style.display = 'none'; bar.style.display = 'none'; barLabels.style.display = 'none'; xlabel.style.display = 'none';

@@ -3,15 +3,21 @@
  * (update mask, consensus map): adapters from result objects to the plain figure data
  * interfaces in figures.ts.
  */
+import * as path from 'node:path';
+import { ensureDir } from '../../io/writer.js';
+import type { ModuleKind } from '../../model/names.js';
 import type { ChangeRateResult } from '../../probes/changerate.js';
+import type { SparsityDoc } from '../../probes/sparsity.js';
 import type { DynamicsResult, TensorDynamics } from '../../probes/dynamics.js';
-import { type ConsensusImage, type Grid, type LocalityResult, kindLabel } from '../../probes/locality.js';
+import { type ConsensusImage, type Grid, KIND_ORDER, type LocalityResult, kindLabel } from '../../probes/locality.js';
 import type { BitMask } from '../../probes/mask.js';
 import { poolGrid, matrixShape } from '../../probes/locality.js';
 import type { ProbeOptions } from '../../probes/update.js';
 import {
-  type Figure, changeRateFigure, jaccardFigure, localityBarsFigure, ratioCurvesFigure, shortLabel, sparsityStepsFigure, tensorHeatmapFigure,
+  type Figure, type SparsityGridData, changeRateFigure, jaccardFigure, localityBarsFigure, ratioCurvesFigure, shortLabel, sparsityGridFigure,
+  sparsityStepsFigure, tensorHeatmapFigure,
 } from './figures.js';
+import { writeFigure } from './render.js';
 
 export function probeSentence(p: ProbeOptions): string {
   return p.rule === 'bf16' ? `Probe: bf16-aware rule |w+ − w0| ≤ η·max(|w0|,|w+|), η = ${p.eta}.` : `Probe: absolute rule |w+ − w0| ≤ ${p.tol}.`;
@@ -122,4 +128,72 @@ export function sparsityStepsFigureFor(d: DynamicsResult): Figure {
     series: d.sparsityByKind.map((s) => ({ label: s.kind === 'all' ? 'all' : kindLabel(s.kind), sparsity: s.sparsity })),
     note: `Checkpoints: ${d.checkpoints.map(shortLabel).join(', ')}.`,
   });
+}
+
+/** A file-name-safe form of a tensor name. */
+export function slug(name: string): string {
+  return name.replace(/^model\./, '').replace(/\.weight$/, '').replace(/[^A-Za-z0-9._-]+/g, '_');
+}
+
+/** Sparsity per decoder layer × module kind (2-D linear weights), from a sparsity document; mean over runs unless one is chosen. */
+export function sparsityGridFromDoc(doc: Pick<SparsityDoc, 'tensors' | 'summary'>, run?: number): SparsityGridData {
+  const cells = new Map<string, { n: number; unchanged: number }>();
+  const layers = new Set<number>();
+  const kinds = new Set<ModuleKind>();
+  for (const t of doc.tensors) {
+    if (t.layer === null || !t.linear) continue;
+    t.results.forEach((r, i) => {
+      if (!r || (run !== undefined && i !== run)) return;
+      const key = `${t.layer}:${t.kind}`;
+      const c = cells.get(key) ?? { n: 0, unchanged: 0 };
+      c.n += t.numel; c.unchanged += r.unchanged;
+      cells.set(key, c);
+      layers.add(t.layer!); kinds.add(t.kind);
+    });
+  }
+  const ls = [...layers].sort((a, b) => a - b);
+  const ks = KIND_ORDER.filter((k) => kinds.has(k));
+  const runNote = run === undefined ? `mean over ${doc.summary.length} run(s) (entries pooled)` : `run ${run + 1}: ${shortLabel(doc.summary[run]?.spec ?? '')}`;
+  return {
+    layers: ls, kinds: ks.map((k) => kindLabel(k)),
+    sparsity: ls.map((l) => ks.map((k) => { const c = cells.get(`${l}:${k}`); return c && c.n > 0 ? c.unchanged / c.n : null; })),
+    note: runNote + '.',
+  };
+}
+
+/**
+ * Writes the locality figures (PNG + CSV each) into `dir`: Jaccard matrices of the chosen
+ * layer's modules and of all tensors pooled, Jaccard vs baselines per layer, change rate vs
+ * binade, the kept consensus maps, and (when the pass produced one) sparsity per layer × module.
+ */
+export function writeLocalityFigures(dir: string, r: LocalityResult, layer: number | null): string[] {
+  ensureDir(dir);
+  const out: string[] = [];
+  const w = (f: Figure, name: string): void => { out.push(...writeFigure(f, path.join(dir, `${name}.png`))); };
+  w(localityJaccardFigure(r, {}), 'jaccard-all');
+  if (layer !== null) {
+    for (const g of r.byLayerKind.filter((x) => x.layer === layer)) w(localityJaccardFigure(r, { layer, kind: g.kind }), `jaccard-layer${layer}-${g.kind}`);
+  }
+  if (r.byLayer.length > 0) w(localityLayersFigure(r), 'jaccard-layers');
+  if (r.changeRate.groups.length > 0) w(changeRateFigureFor(r.changeRate, 'all', r.params.probe), 'changerate');
+  for (const c of r.consensus) w(consensusFigure(c, r.params.probe), `consensus-${slug(c.name)}`);
+  if (r.sparsity) {
+    const grid = sparsityGridFromDoc(r.sparsity);
+    if (grid.layers.length > 0) w(sparsityGridFigure(grid), 'sparsity-layers');
+  }
+  return out;
+}
+
+/** Writes the dynamics figures: row and column ratio curves of every tensor with kept profiles, and sparsity over steps. */
+export function writeDynamicsFigures(dir: string, d: DynamicsResult): string[] {
+  ensureDir(dir);
+  const out: string[] = [];
+  const w = (f: Figure, name: string): void => { out.push(...writeFigure(f, path.join(dir, `${name}.png`))); };
+  w(sparsityStepsFigureFor(d), 'sparsity-steps');
+  for (const t of d.tensors) {
+    if (!t.rowSmoothed || t.shape.length !== 2) continue;
+    w(ratioFigure(d, t, 'row'), `ratios-row-${slug(t.name)}`);
+    w(ratioFigure(d, t, 'col'), `ratios-col-${slug(t.name)}`);
+  }
+  return out;
 }
