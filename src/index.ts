@@ -22,3 +22,7 @@ export * from './probes/sparsity-engine.js';
 export * from './probes/sparsity.js';
 export * from './run/pair.js';
 export * from './run/pool.js';
+export * from './probes/locality.js';
+export * from './probes/dynamics.js';
+export * from './probes/changerate.js';
+export * as figures from './report/figures/index.js';

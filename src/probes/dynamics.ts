@@ -16,7 +16,7 @@
  */
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
-import type { Table } from '../report/output.js';
+import { type Table, envelope } from '../report/output.js';
 import { type TensorSource, openCheckpoint } from '../io/checkpoint.js';
 import { type AttentionLayout, requireAttentionLayout } from '../model/config.js';
 import { type ModuleKind, parseTensorName } from '../model/names.js';
@@ -338,4 +338,9 @@ export function dynamicsTables(d: DynamicsResult): Record<string, Table> {
     }
   }
   return { sparsity, tensors, profiles };
+}
+
+/** The JSON document of a dynamics result. */
+export function dynamicsDocument(d: DynamicsResult): ReturnType<typeof envelope> {
+  return envelope('dynamics', d);
 }

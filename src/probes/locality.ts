@@ -23,7 +23,7 @@
  */
 import { FormatError, UsageError } from '../errors.js';
 import { openCheckpoint } from '../io/checkpoint.js';
-import type { Cell, Table } from '../report/output.js';
+import { type Cell, type Table, envelope } from '../report/output.js';
 import type { TensorSource } from '../io/checkpoint.js';
 import type { DType } from '../io/dtype.js';
 import { type ModuleKind, isLinearWeight, parseTensorName } from '../model/names.js';
@@ -689,4 +689,15 @@ export function localityTables(r: LocalityResult, layer: number | null): Record<
     };
   }
   return tables;
+}
+
+/** The JSON document of a locality result (consensus images and the sparsity document are written separately). */
+export function localityDocument(r: LocalityResult, layer: number | null): ReturnType<typeof envelope> {
+  const { consensus, sparsity, ...body } = r;
+  return envelope('locality', {
+    ...body,
+    tableLayer: layer,
+    consensusImages: consensus.map((c) => ({ name: c.name, pool: c.grid.pool, size: [c.grid.rows, c.grid.cols] })),
+    sparsityDocument: sparsity ? 'sparsity.json' : null,
+  });
 }

@@ -7,6 +7,9 @@ import { register as intervene } from './intervene.js';
 import { register as adapter } from './adapter.js';
 import { register as lab } from './lab.js';
 import { register as report } from './report.js';
+import { register as locality } from './locality.js';
+import { register as dynamics } from './dynamics.js';
+import { register as figure } from './figure.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -18,4 +21,7 @@ export const COMMANDS: RegisterCommand[] = [
   adapter,
   lab,
   report,
+  locality,
+  dynamics,
+  figure,
 ];

@@ -33,12 +33,16 @@ export function registerFonts(): void {
     }
   }
   fontsReady = true;
-  // Figures size themselves (caption wrapping) before drawing: measure with the real font.
-  const scratch = createCanvas(4, 4).getContext('2d');
-  setTextMeasurer((t, f) => { scratch.font = f; return scratch.measureText(t).width; });
 }
 
-registerFonts();
+// Figures size themselves (caption wrapping) before drawing: measure with the real font,
+// registered on first use (not at import, so loading the CLI stays cheap).
+let scratch: ReturnType<ReturnType<typeof createCanvas>['getContext']> | null = null;
+setTextMeasurer((t, f) => {
+  if (!scratch) { registerFonts(); scratch = createCanvas(4, 4).getContext('2d'); }
+  scratch.font = f;
+  return scratch.measureText(t).width;
+});
 
 /** Renders a figure to PNG bytes. */
 export function renderPng(fig: Figure): Uint8Array {
