@@ -7,6 +7,7 @@ import { register as intervene } from './intervene.js';
 import { register as adapter } from './adapter.js';
 import { register as lab } from './lab.js';
 import { register as report } from './report.js';
+import { register as demo } from './demo.js';
 import { register as locality } from './locality.js';
 import { register as dynamics } from './dynamics.js';
 import { register as figure } from './figure.js';
@@ -21,6 +22,7 @@ export const COMMANDS: RegisterCommand[] = [
   adapter,
   lab,
   report,
+  demo,
   locality,
   dynamics,
   figure,

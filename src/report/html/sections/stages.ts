@@ -2,6 +2,7 @@
 import type { StageAdapter } from '../build.js';
 import { buildDynamics } from './dynamics.js';
 import { buildGeneric } from './generic.js';
+import { buildInterventions } from './interventions.js';
 
 function generic(id: string, title: string): StageAdapter['build'] {
   return (doc) => { const s = buildGeneric(String(doc.kind), `${String(doc.kind)}.json`, doc); s.id = id; s.title = title; return s; };
@@ -12,5 +13,5 @@ export const STAGE_ADAPTERS: StageAdapter[] = [
   { kinds: ['principal'], id: 'principal', title: 'Principal and low-magnitude weights', missing: 'no principal.json (rlvr-lens principal / analyze).', build: generic('principal', 'Principal and low-magnitude weights') },
   { kinds: ['bounds'], id: 'bounds', title: 'Theory checks (Wedin, Weyl, Hoffman–Wielandt, Ky Fan)', missing: 'no bounds.json.', build: generic('bounds', 'Theory checks (Wedin, Weyl, Hoffman–Wielandt, Ky Fan)') },
   { kinds: ['dynamics'], id: 'dynamics', title: 'Over training: row and column update ratios', missing: 'no dynamics.json (needs one run’s intermediate checkpoints: --checkpoints).', build: buildDynamics },
-  { kinds: ['interventions', 'intervention', 'intervene'], id: 'interventions', title: 'Interventions (rotated / permuted base)', missing: 'no interventions data.', build: generic('interventions', 'Interventions (rotated / permuted base)') },
+  { kinds: ['intervention-overlap'], id: 'interventions', title: 'Interventions (rotated / permuted base)', missing: 'no intervention-overlap.json (needs an RL run from an intervened base and the same-recipe run from the original base).', build: buildInterventions },
 ];
