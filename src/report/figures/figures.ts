@@ -61,8 +61,8 @@ export interface TensorHeatmapData {
 export function poolingSentence(g: TensorHeatmapData['grid'], what: string): string {
   const [R, C] = g.sourceShape;
   const [p, q] = g.pool;
-  if (p === 1 && q === 1) return `Full resolution: ${R}×${C} entries, one cell per entry (${what}).`;
-  return `Pooled ${R}×${C} → ${g.rows}×${g.cols}: each cell is the mean over a ${p}×${q} block of entries (edge blocks smaller) of ${what}.`;
+  if (p === 1 && q === 1) return `Full resolution: ${R}×${C} entries, one cell per entry; colour = ${what}.`;
+  return `Pooled ${R}×${C} → ${g.rows}×${g.cols}: each cell is the mean of ${what} over a ${p}×${q} block of entries (edge blocks smaller).`;
 }
 
 export function tensorHeatmapFigure(d: TensorHeatmapData): Figure {
@@ -117,8 +117,8 @@ export interface MatrixFigureData {
 
 export function matrixFigure(d: MatrixFigureData): Figure {
   const nr = d.rowLabels.length, nc = d.colLabels.length;
-  const cw = Math.max(26, Math.min(90, Math.floor(760 / Math.max(1, nc))));
-  const ch = Math.max(14, Math.min(60, Math.floor(620 / Math.max(1, nr))));
+  const cw = Math.max(26, Math.min(110, Math.floor(760 / Math.max(1, nc))));
+  const ch = Math.max(14, Math.min(110, Math.floor(620 / Math.max(1, nr))));
   const longRow = Math.max(...d.rowLabels.map((l) => l.length), 1);
   const left = Math.max(80, Math.min(260, longRow * 8 + 40));
   const width = Math.max(640, left + nc * cw + 200);
@@ -139,7 +139,7 @@ export function matrixFigure(d: MatrixFigureData): Figure {
     const ys = bandScale(d.rowLabels, area.y, area.y + area.h, 40);
     const rotate = d.colLabels.some((l) => l.length * 7.5 > xs.bandwidth);
     drawAxes(ctx, area, { x: xs, y: ys, xLabel: d.xLabel, yLabel: d.yLabel, grid: false, rotateXTicks: rotate });
-    drawColorBar(ctx, { x: area.x + area.w + 24, y: area.y, w: 18, h: Math.max(120, Math.min(area.h, 360)) }, cmap, vmin, vmax, d.valueLabel);
+    drawColorBar(ctx, { x: area.x + area.w + 24, y: area.y, w: 18, h: Math.max(Math.min(area.h, 200), Math.min(area.h, 360)) }, cmap, vmin, vmax, d.valueLabel);
   };
   const rows = d.rowLabels.map((rl, i) => [rl, ...d.colLabels.map((_, j) => { const v = d.values[i]![j]; return v === null || v === undefined || !Number.isFinite(v) ? null : v; })]);
   return { kind: 'matrix', width, height, title: d.title, caption, draw, data: { columns: [d.yLabel, ...d.colLabels], rows } };
@@ -189,18 +189,30 @@ export interface LinePanel {
   step?: boolean;
   /** Colour series along a sequential map (e.g. training steps) instead of categories. */
   sequential?: boolean;
-  legend?: 'top-right' | 'top-left' | 'bottom-right' | 'bottom-left' | 'auto' | 'none';
+  legend?: 'top-right' | 'top-left' | 'bottom-right' | 'bottom-left' | 'auto' | 'right-outside' | 'none';
   /** Integer x ticks only (layers, binades). */
   integerX?: boolean;
+}
+
+function legendItems(p: LinePanel): LegendItem[] {
+  let items: LegendItem[] = p.series.map((s, i) => ({ label: s.label, color: s.color ?? seriesColor(i, p.series.length, !!p.sequential), dash: s.dash }));
+  if (items.length > 12) { // long sequences: first, a few middle, last
+    const keep = new Set([0, Math.floor(items.length / 3), Math.floor((2 * items.length) / 3), items.length - 1]);
+    items = items.filter((_, i) => keep.has(i));
+  }
+  if (p.vlines && p.vlines.length > 0) items.push({ label: 'head boundary', color: '#888888', dash: [5, 4] });
+  return items;
 }
 
 /** A figure of 1..n side-by-side line panels. */
 export function linePanelsFigure(kind: string, title: string, caption: string, panels: LinePanel[], size: { width?: number; height?: number } = {}): Figure {
   const width = size.width ?? (panels.length === 1 ? 960 : 560 * panels.length);
   const topMargin = panels.some((p) => p.subtitle) ? 14 : 0;
+  const outside = panels.filter((p) => p.legend === 'right-outside');
+  const rightMargin = outside.length > 0 ? Math.max(...outside.map((p) => legendSize(legendItems(p)).w)) + 30 : undefined;
   const height = size.height ?? frameHeight({ width, title, caption, topMargin }, 430);
   const draw = (ctx: Canvas2D): void => {
-    const rects = drawFrame(ctx, { width, height, title, caption, panels: panels.length, topMargin });
+    const rects = drawFrame(ctx, { width, height, title, caption, panels: panels.length, topMargin, rightMargin });
     panels.forEach((p, k) => {
       const r = rects[k]!;
       const [x0, x1] = extent(p.series.flatMap((s) => [...Array.from(s.x)]));
@@ -232,12 +244,7 @@ export function linePanelsFigure(kind: string, title: string, caption: string, p
         }
       });
       if (p.legend !== 'none') {
-        let items: LegendItem[] = p.series.map((s, i) => ({ label: s.label, color: s.color ?? seriesColor(i, p.series.length, !!p.sequential), dash: s.dash }));
-        if (items.length > 12) { // long sequences: first, a few middle, last
-          const keep = new Set([0, Math.floor(items.length / 3), Math.floor((2 * items.length) / 3), items.length - 1]);
-          items = items.filter((_, i) => keep.has(i));
-        }
-        if (p.vlines && p.vlines.length > 0) items.push({ label: 'head boundary', color: '#888888', dash: [5, 4] });
+        const items = legendItems(p);
         const where = !p.legend || p.legend === 'auto' ? bestLegendCorner(r, legendSize(items), points) : p.legend;
         drawLegend(ctx, r, items, where);
       }
@@ -272,7 +279,7 @@ export function ratioCurvesFigure(d: RatioCurvesData): Figure {
     (d.headBoundaries.length > 0 ? `Dashed lines: attention-head boundaries every ${d.headDim ?? '?'} ${d.axis === 'row' ? 'rows' : 'columns'}. ` : '') +
     `Colour runs from early (dark) to late (yellow) steps.${d.note ? ' ' + d.note : ''}`;
   return linePanelsFigure('ratios', `${d.axis === 'row' ? 'Row' : 'Column'} update ratios over training — ${d.tensor}`, caption, [{
-    xLabel: idx, yLabel: `${sym} (update ratio, smoothed)`, series, sequential: true, vlines: d.headBoundaries, legend: 'auto',
+    xLabel: idx, yLabel: `${sym} (update ratio, smoothed)`, series, sequential: true, vlines: d.headBoundaries, legend: 'right-outside',
   }]);
 }
 
@@ -487,7 +494,7 @@ export function sparsityGridFigure(d: SparsityGridData): Figure {
     title: 'bf16 update sparsity per layer and module',
     caption: `Fraction of entries NOT changed vs the base (bf16-aware rule |w+ − w0| ≤ 1e-3·max(|w0|,|w+|), i.e. bitwise bf16 compare), per decoder layer (rows) and module (columns).${d.note ? ' ' + d.note : ''}`,
     rowLabels: d.layers.map(String), colLabels: d.kinds, values: d.sparsity,
-    valueLabel: 'sparsity (unchanged fraction)', xLabel: 'module', yLabel: 'layer', vmin: 0, vmax: 1, digits: 2, colormap: 'blues',
+    valueLabel: 'sparsity', xLabel: 'module', yLabel: 'layer', vmin: 0, vmax: 1, digits: 2, colormap: 'blues',
   });
   return { ...f, kind: 'sparsity' };
 }

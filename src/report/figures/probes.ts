@@ -153,7 +153,7 @@ export function sparsityGridFromDoc(doc: Pick<SparsityDoc, 'tensors' | 'summary'
   }
   const ls = [...layers].sort((a, b) => a - b);
   const ks = KIND_ORDER.filter((k) => kinds.has(k));
-  const runNote = run === undefined ? `mean over ${doc.summary.length} run(s) (entries pooled)` : `run ${run + 1}: ${shortLabel(doc.summary[run]?.spec ?? '')}`;
+  const runNote = run === undefined ? `Pooled over ${doc.summary.length} run(s)` : `Run ${run}: ${shortLabel(doc.summary[run]?.spec ?? '')}`;
   return {
     layers: ls, kinds: ks.map((k) => kindLabel(k)),
     sparsity: ls.map((l) => ks.map((k) => { const c = cells.get(`${l}:${k}`); return c && c.n > 0 ? c.unchanged / c.n : null; })),
