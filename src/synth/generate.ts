@@ -23,8 +23,9 @@
  *   changed entry moves by k ∈ {1, 2, 3} storage ULPs (k = 1 with probability 3/4), in a
  *   random direction, never crossing into Inf/NaN; its bits always differ, so the η rule
  *   sees every change. For fp32 bases the step is applied to the upper 16 bits (a bf16-sized
- *   step) and `subBf16Fraction` of the other entries change only below bf16 resolution
- *   (invisible after bf16 rounding: Gate III made measurable). 1-D tensors treat every
+ *   step) and `subBf16Fraction` of the other entries change only below bf16 resolution:
+ *   one of mantissa bits 10–14 flips (relative 2^-13..2^-9, so the η rule sees some of
+ *   them while bf16 rounding mostly hides them: Gate III made measurable). 1-D tensors treat every
  *   entry as its own row.
  * Per-tensor random streams are seeded from (seed, tensor name), so tensors are
  * independent of order and of each other.
@@ -59,6 +60,8 @@ export interface SynthOptions {
   sharded?: boolean | number;
   /** Elements per streamed chunk (memory bound). */
   chunkElems?: number;
+  /** Write synth.json (parameters, counts; default true; it records absolute paths). */
+  record?: boolean;
 }
 
 export interface SynthResult {
@@ -351,8 +354,9 @@ function derivedTensor(src: TensorSource, name: string, F: number, subBf16: numb
               h[i * stride + hi] = sign | a;
               stats.changed++;
             } else if (stride === 2 && subThr > 0 && rng.nextU32() < subThr) {
-              // below bf16 resolution: flip a low mantissa bit of the f32 lower half
-              h[i * stride] = h[i * stride]! ^ (1 << (rng.nextU32() & 7));
+              // below bf16 resolution: flip one of mantissa bits 10–14 (relative 2^-13..2^-9,
+              // so some of these exceed η = 1e-3 while bf16 rounding mostly hides them)
+              h[i * stride] = h[i * stride]! ^ (1 << (10 + (rng.nextU32() % 5)));
             }
           }
         }
@@ -380,7 +384,7 @@ export function generateSynthetic(opts: SynthOptions): SynthResult {
       if (fs.existsSync(cfg)) writeFileAtomic(path.join(dir, 'config.json'), fs.readFileSync(cfg));
       const total = src.names.reduce((a, nm) => a + src.info(nm).numel, 0);
       const result: SynthResult = { dir, files, tensors: tensors.length, numel: total, bytes, changed: stats.changed, expectedChanged: stats.expected };
-      writeRecord(dir, synthParams(opts), result);
+      if (opts.record !== false) writeRecord(dir, synthParams(opts), result);
       return result;
     } finally {
       src.close();
@@ -396,7 +400,7 @@ export function generateSynthetic(opts: SynthOptions): SynthResult {
   writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
   const total = specs.reduce((a, s) => a + numel(s.shape), 0);
   const result: SynthResult = { dir, files, tensors: specs.length, numel: total, bytes, changed: null, expectedChanged: null };
-  writeRecord(dir, synthParams(opts), result);
+  if (opts.record !== false) writeRecord(dir, synthParams(opts), result);
   return result;
 }
 
