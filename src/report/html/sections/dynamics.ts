@@ -8,12 +8,30 @@ import { type ReportContext, runLabel } from '../context.js';
 import type { Figure, LineFigure, Section } from '../model.js';
 import { arrOf, numOf, specOf, strOf, table } from './common.js';
 
+/** Longest curve embedded in the report; longer profiles are block-averaged (stated in the caption). */
+export const MAX_PROFILE_POINTS = 384;
+
+/** Block means of `y` over `ceil(n / max)` consecutive indices; x = the block's first index. */
+export function poolProfile(y: readonly (number | null)[], max = MAX_PROFILE_POINTS): { x: number[]; y: (number | null)[]; block: number } {
+  const block = Math.max(1, Math.ceil(y.length / max));
+  if (block === 1) return { x: y.map((_, j) => j), y: [...y], block };
+  const xs: number[] = [], ys: (number | null)[] = [];
+  for (let s = 0; s < y.length; s += block) {
+    let sum = 0, n = 0;
+    for (let j = s; j < Math.min(y.length, s + block); j++) { const v = y[j]; if (v !== null && v !== undefined) { sum += v; n++; } }
+    xs.push(s); ys.push(n ? sum / n : null);
+  }
+  return { x: xs, y: ys, block };
+}
+
 function profileFigure(title: string, axis: string, steps: number[], profiles: unknown, bounds: number[]): LineFigure | null {
-  const P = arr(profiles).map((p) => roundAll(nums(p), 4));
+  const P = arr(profiles).map((p) => poolProfile(nums(p)));
   if (!P.length) return null;
+  const block = P[0]!.block;
   return {
     type: 'line', title, xLabel: `${axis} index`, yLabel: 'update ratio (changed fraction, smoothed)',
-    series: P.map((y, i) => ({ name: `step ${steps[i] ?? i}`, x: y.map((_, j) => j), y })), vlines: bounds,
+    series: P.map((p, i) => ({ name: `step ${steps[i] ?? i}`, x: p.x, y: roundAll(p.y, 3) })), vlines: bounds,
+    ...(block > 1 ? { caption: `Drawn as means over blocks of ${block} consecutive indices (${MAX_PROFILE_POINTS} points at most); dynamics.json has every index.` } : {}),
   };
 }
 
