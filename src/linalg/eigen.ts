@@ -23,7 +23,10 @@ export function symmetricEigen(A: Mat64, opts: { vectors?: boolean } = {}): Symm
   const e = new Float64Array(n);
   if (n === 0) return { values: d, vectors: { rows: 0, cols: 0, data: V } };
   tred2(n, V, d, e);
-  tql2(n, V, d, e);
+  // tql2 rotates pairs of eigenvector columns: on the transpose those are contiguous rows.
+  const Vt = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) Vt[j * n + i] = V[i * n + j]!;
+  tql2(n, Vt, d, e);
   // Sort descending with the vectors.
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[b]! - d[a]! || a - b);
   const values = Float64Array.from(order, (i) => d[i]!);
@@ -32,8 +35,9 @@ export function symmetricEigen(A: Mat64, opts: { vectors?: boolean } = {}): Symm
     for (let c = 0; c < n; c++) {
       const src = order[c]!;
       let big = 0, sgn = 1;
-      for (let i = 0; i < n; i++) { const x = V[i * n + src]!; if (Math.abs(x) > big) { big = Math.abs(x); sgn = x < 0 ? -1 : 1; } }
-      for (let i = 0; i < n; i++) vec[i * n + c] = sgn * V[i * n + src]!;
+      const so = src * n;
+      for (let i = 0; i < n; i++) { const x = Vt[so + i]!; if (Math.abs(x) > big) { big = Math.abs(x); sgn = x < 0 ? -1 : 1; } }
+      for (let i = 0; i < n; i++) vec[i * n + c] = sgn * Vt[so + i]!;
     }
   }
   return { values, vectors: { rows: wantVectors ? n : 0, cols: wantVectors ? n : 0, data: vec } };
@@ -96,8 +100,8 @@ function tred2(n: number, V: Float64Array, d: Float64Array, e: Float64Array): vo
   e[0] = 0;
 }
 
-/** Implicit QL iterations on the tridiagonal matrix; eigenvectors accumulate into V. */
-function tql2(n: number, V: Float64Array, d: Float64Array, e: Float64Array): void {
+/** Implicit QL iterations on the tridiagonal matrix; eigenvectors accumulate into the ROWS of Vt. */
+function tql2(n: number, Vt: Float64Array, d: Float64Array, e: Float64Array): void {
   for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   e[n - 1] = 0;
   let f = 0, tst1 = 0;
@@ -135,11 +139,11 @@ function tql2(n: number, V: Float64Array, d: Float64Array, e: Float64Array): voi
           c = p / r;
           p = c * d[i]! - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]!);
+          const r0 = i * n, r1 = r0 + n;
           for (let k = 0; k < n; k++) {
-            const ko = k * n;
-            h = V[ko + i + 1]!;
-            V[ko + i + 1] = s * V[ko + i]! + c * h;
-            V[ko + i] = c * V[ko + i]! - s * h;
+            const x = Vt[r1 + k]!, y = Vt[r0 + k]!;
+            Vt[r1 + k] = s * y + c * x;
+            Vt[r0 + k] = c * y - s * x;
           }
         }
         p = -s * s2 * c3 * el1 * e[l]! / dl1;

@@ -119,6 +119,21 @@ async function ortGemm(): Promise<OrtGemm | null> {
   return ortPromise;
 }
 
+/**
+ * C = op(A)·op(B) in fp64 on the fast backend (MLAS dgemm through ORT; falls back to the
+ * pure-TS fp64 kernel). For the O(max(m,n)·l²) parts of the SVD: Gram matrices, Ritz
+ * rotations, CholeskyQR panels.
+ */
+export async function matmul64Fast(A: Mat64, B: Mat64, opts: AsyncMatmulOptions = {}): Promise<Mat64> {
+  const { m, k, n } = dims(A, B, opts);
+  const want = opts.backend ?? (process.env['RLVR_LINALG'] === 'js' ? 'js' : 'ort');
+  if (want === 'ort' && m > 0 && n > 0 && k > 0) {
+    const g = await ortGemm();
+    if (g) return g.run64(A, B, !!opts.transA, !!opts.transB, opts.threads ?? 1, m, n);
+  }
+  return matmul64(A, B, opts);
+}
+
 /** C = op(A)·op(B) in fp32 on the fast backend (falls back to the pure-TS kernel). */
 export async function matmul(A: Mat, B: Mat, opts: AsyncMatmulOptions = {}): Promise<Mat> {
   const { m, k, n } = dims(A, B, opts);

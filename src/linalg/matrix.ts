@@ -35,12 +35,18 @@ export function isMat64(a: AnyMat): a is Mat64 { return a.data instanceof Float6
 
 /** fp64 copy (or the same object when already fp64). */
 export function toMat64(a: AnyMat): Mat64 {
-  return isMat64(a) ? a : { rows: a.rows, cols: a.cols, data: Float64Array.from(a.data) };
+  if (isMat64(a)) return a;
+  const d = new Float64Array(a.data.length);
+  d.set(a.data); // native widening copy
+  return { rows: a.rows, cols: a.cols, data: d };
 }
 
 /** fp32 copy (or the same object when already fp32); rounds to nearest. */
 export function toMat32(a: AnyMat): Mat {
-  return isMat64(a) ? { rows: a.rows, cols: a.cols, data: Float32Array.from(a.data) } : a;
+  if (!isMat64(a)) return a;
+  const d = new Float32Array(a.data.length);
+  d.set(a.data); // native rounding copy (round-to-nearest)
+  return { rows: a.rows, cols: a.cols, data: d };
 }
 
 export function identity64(n: number): Mat64 {

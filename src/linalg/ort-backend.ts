@@ -10,12 +10,15 @@
  * preallocated tensor passed as a fetch, so no copy on the way back either.
  */
 import { createRequire } from 'node:module';
-import type { Mat } from './matrix.js';
+import type { Mat, Mat64 } from './matrix.js';
 
 // Minimal structural types for the parts of onnxruntime-node we use (its own typings pull in
 // onnxruntime-common; keeping them local keeps this module loadable when ORT is absent).
 interface OrtTensor { readonly data: unknown; readonly dims: readonly number[] }
-interface OrtTensorCtor { new(type: 'float32', data: Float32Array, dims: readonly number[]): OrtTensor }
+interface OrtTensorCtor {
+  new(type: 'float32', data: Float32Array, dims: readonly number[]): OrtTensor;
+  new(type: 'float64', data: Float64Array, dims: readonly number[]): OrtTensor;
+}
 interface OrtSession { run(feeds: Record<string, OrtTensor>, fetches?: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> }
 interface OrtModule {
   Tensor: OrtTensorCtor;
@@ -24,6 +27,8 @@ interface OrtModule {
 
 export interface OrtGemm {
   run(A: Mat, B: Mat, transA: boolean, transB: boolean, threads: number, m: number, n: number): Promise<Mat>;
+  /** fp64 Gemm (MLAS dgemm): used for the Gram matrices, Ritz rotations and CholeskyQR panels. */
+  run64(A: Mat64, B: Mat64, transA: boolean, transB: boolean, threads: number, m: number, n: number): Promise<Mat64>;
 }
 
 // ---- protobuf encoding (only what a ModelProto with one Gemm node needs) ----
@@ -41,10 +46,10 @@ function fieldBytes(field: number, bytes: ArrayLike<number>): number[] {
 function fieldString(field: number, s: string): number[] { return fieldBytes(field, enc.encode(s)); }
 
 /** ValueInfoProto for a rank-2 float tensor with symbolic dims. */
-function valueInfo(name: string, d0: string, d1: string): number[] {
+function valueInfo(name: string, d0: string, d1: string, elemType: number): number[] {
   const dim = (p: string): number[] => fieldBytes(1, fieldString(2, p)); // Dimension.dim_param
   const shape = [...dim(d0), ...dim(d1)];                               // TensorShapeProto
-  const tensorType = [...fieldVarint(1, 1 /* FLOAT */), ...fieldBytes(2, shape)];
+  const tensorType = [...fieldVarint(1, elemType), ...fieldBytes(2, shape)];
   const typeProto = fieldBytes(1, tensorType);                          // TypeProto.tensor_type
   return [...fieldString(1, name), ...fieldBytes(2, typeProto)];
 }
@@ -54,19 +59,25 @@ function intAttr(name: string, v: number): number[] {
   return [...fieldString(1, name), ...fieldVarint(3, v), ...fieldVarint(20, 2)];
 }
 
-/** ONNX model bytes for C = op(A)·op(B) (Gemm, opset 13, no bias). */
-export function gemmModelBytes(transA: boolean, transB: boolean): Uint8Array {
+const FLOAT = 1, DOUBLE = 11; // TensorProto.DataType
+
+/** ONNX model bytes for C = op(A)·op(B) (Gemm, opset 13, no bias), fp32 or fp64. */
+export function gemmModelBytes(transA: boolean, transB: boolean, op: 'Gemm' | 'MatMul' = 'Gemm', fp64 = false): Uint8Array {
+  const et = fp64 ? DOUBLE : FLOAT;
+  if (op === 'MatMul' && (transA || transB)) throw new Error('MatMul has no transpose attributes');
   const node = [
     ...fieldString(1, 'A'), ...fieldString(1, 'B'), ...fieldString(2, 'C'),
-    ...fieldString(3, 'gemm'), ...fieldString(4, 'Gemm'),
-    ...fieldBytes(5, intAttr('transA', transA ? 1 : 0)),
-    ...fieldBytes(5, intAttr('transB', transB ? 1 : 0)),
+    ...fieldString(3, 'gemm'), ...fieldString(4, op),
+    ...(op === 'Gemm' ? [
+      ...fieldBytes(5, intAttr('transA', transA ? 1 : 0)),
+      ...fieldBytes(5, intAttr('transB', transB ? 1 : 0)),
+    ] : []),
   ];
   const graph = [
     ...fieldBytes(1, node), ...fieldString(2, 'rlvr_gemm'),
-    ...fieldBytes(11, valueInfo('A', transA ? 'k' : 'm', transA ? 'm' : 'k')),
-    ...fieldBytes(11, valueInfo('B', transB ? 'n' : 'k', transB ? 'k' : 'n')),
-    ...fieldBytes(12, valueInfo('C', 'm', 'n')),
+    ...fieldBytes(11, valueInfo('A', transA ? 'k' : 'm', transA ? 'm' : 'k', et)),
+    ...fieldBytes(11, valueInfo('B', transB ? 'n' : 'k', transB ? 'k' : 'n', et)),
+    ...fieldBytes(12, valueInfo('C', 'm', 'n', et)),
   ];
   const opset = [...fieldString(1, ''), ...fieldVarint(2, 13)];
   const model = [
@@ -83,11 +94,11 @@ export async function loadOrtGemm(): Promise<OrtGemm> {
   const require = createRequire(import.meta.url);
   const ort = require('onnxruntime-node') as OrtModule;
   const sessions = new Map<string, Promise<OrtSession>>();
-  const session = (ta: boolean, tb: boolean, threads: number): Promise<OrtSession> => {
-    const key = `${ta ? 1 : 0}${tb ? 1 : 0}:${threads}`;
+  const session = (ta: boolean, tb: boolean, threads: number, fp64: boolean): Promise<OrtSession> => {
+    const key = `${fp64 ? 'd' : 's'}${ta ? 1 : 0}${tb ? 1 : 0}:${threads}`;
     let s = sessions.get(key);
     if (!s) {
-      s = ort.InferenceSession.create(gemmModelBytes(ta, tb), {
+      s = ort.InferenceSession.create(gemmModelBytes(ta, tb, 'Gemm', fp64), {
         intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential',
         graphOptimizationLevel: 'all', logSeverityLevel: 3,
       });
@@ -97,7 +108,7 @@ export async function loadOrtGemm(): Promise<OrtGemm> {
   };
   const gemm: OrtGemm = {
     async run(A, B, transA, transB, threads, m, n) {
-      const s = await session(transA, transB, Math.max(1, Math.floor(threads)));
+      const s = await session(transA, transB, Math.max(1, Math.floor(threads)), false);
       const out = new Float32Array(m * n);
       const res = await s.run(
         { A: new ort.Tensor('float32', A.data, [A.rows, A.cols]), B: new ort.Tensor('float32', B.data, [B.rows, B.cols]) },
@@ -108,10 +119,24 @@ export async function loadOrtGemm(): Promise<OrtGemm> {
       const data = c && c.data instanceof Float32Array ? c.data : out;
       return { rows: m, cols: n, data: data === out ? out : Float32Array.from(data) };
     },
+    async run64(A, B, transA, transB, threads, m, n) {
+      const s = await session(transA, transB, Math.max(1, Math.floor(threads)), true);
+      const out = new Float64Array(m * n);
+      const res = await s.run(
+        { A: new ort.Tensor('float64', A.data, [A.rows, A.cols]), B: new ort.Tensor('float64', B.data, [B.rows, B.cols]) },
+        { C: new ort.Tensor('float64', out, [m, n]) },
+      );
+      const c = res['C'];
+      const data = c && c.data instanceof Float64Array ? c.data : out;
+      return { rows: m, cols: n, data: data === out ? out : Float64Array.from(data) };
+    },
   };
   // Smoke-check: [1 2; 3 4]·[5; 6] = [17; 39].
   const r = await gemm.run({ rows: 2, cols: 2, data: Float32Array.of(1, 2, 3, 4) },
     { rows: 2, cols: 1, data: Float32Array.of(5, 6) }, false, false, 1, 2, 1);
   if (r.data[0] !== 17 || r.data[1] !== 39) throw new Error('onnxruntime Gemm self-check failed');
+  const r64 = await gemm.run64({ rows: 2, cols: 2, data: Float64Array.of(1, 2, 3, 4) },
+    { rows: 2, cols: 1, data: Float64Array.of(5, 6) }, true, false, 1, 2, 1);
+  if (r64.data[0] !== 23 || r64.data[1] !== 34) throw new Error('onnxruntime fp64 Gemm self-check failed');
   return gemm;
 }

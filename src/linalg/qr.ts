@@ -73,3 +73,43 @@ export function qrThin(A: Mat64): QR {
 export function orthonormalize(A: Mat64): Mat64 {
   return qrThin(A).Q;
 }
+
+/**
+ * Upper-triangular Cholesky factor of a symmetric positive definite matrix (G = RᵀR), or null
+ * when G is not numerically positive definite (a pivot below `rel`·max diag).
+ */
+export function choleskyUpper(G: Mat64, rel = 1e-13): Mat64 | null {
+  const n = G.rows;
+  const R = new Float64Array(n * n);
+  let maxDiag = 0;
+  for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, G.data[i * n + i]!);
+  if (!(maxDiag > 0)) return null;
+  for (let j = 0; j < n; j++) {
+    let d = G.data[j * n + j]!;
+    for (let p = 0; p < j; p++) d -= R[p * n + j]! * R[p * n + j]!;
+    if (!(d > rel * maxDiag)) return null;
+    const rjj = Math.sqrt(d);
+    R[j * n + j] = rjj;
+    for (let c = j + 1; c < n; c++) {
+      let s = G.data[j * n + c]!;
+      for (let p = 0; p < j; p++) s -= R[p * n + j]! * R[p * n + c]!;
+      R[j * n + c] = s / rjj;
+    }
+  }
+  return { rows: n, cols: n, data: R };
+}
+
+/** Inverse of an upper-triangular matrix (upper triangular). */
+export function invertUpper(R: Mat64): Mat64 {
+  const n = R.rows;
+  const X = new Float64Array(n * n);
+  for (let j = n - 1; j >= 0; j--) {
+    X[j * n + j] = 1 / R.data[j * n + j]!;
+    for (let c = j + 1; c < n; c++) {
+      let s = 0;
+      for (let p = j + 1; p <= c; p++) s += R.data[j * n + p]! * X[p * n + c]!;
+      X[j * n + c] = -s / R.data[j * n + j]!;
+    }
+  }
+  return { rows: n, cols: n, data: X };
+}

@@ -19,9 +19,9 @@
  * The result reports the residual, the bound, iterations and whether it converged.
  */
 import type { AnyMat, Mat, Mat64 } from './matrix.js';
-import { randn64, toMat64 } from './matrix.js';
-import { linalgBackend, matmul } from './gemm.js';
-import { qrThin } from './qr.js';
+import { randn64, toMat32, toMat64 } from './matrix.js';
+import { linalgBackend, matmul, matmul64Fast } from './gemm.js';
+import { orthonormalizeFast } from './orth-fast.js';
 import { symmetricEigen } from './eigen.js';
 import { Rng } from '../util/random.js';
 
@@ -104,34 +104,36 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   } else {
     X0 = randn64(s, l, rng);
   }
-  let X = qrThin(X0).Q;
+  let X = await orthonormalizeFast(X0, threads);
 
   let iterations = 0;
   let converged = false;
   const history: number[] = [];
-  let best: { sigma: Float64Array; Wk: Float64Array; X: Mat64; Y: Mat; res: number; bound: number } | null = null;
+  let best: { sigma: Float64Array; W: Mat64; X: Mat64; Y: Mat64; res: number; bound: number } | null = null;
+  const f64 = { threads };
   for (;;) {
     iterations++;
-    const Y = await fwd(to32(X));                                  // L×l fp32
-    const G = gram(Y);                                              // l×l fp64
+    const Y32 = await fwd(to32(X));                                // L×l fp32
+    const Y = toMat64(Y32);
+    const G = await matmul64Fast(Y, Y, { transA: true, threads }); // l×l = Xᵀ AᵀA X
     const eig = symmetricEigen(G);
     const sigma = Float64Array.from(eig.values, (x) => Math.sqrt(Math.max(0, x)));
     const Wm = eig.vectors;                                         // l×l
-    const Z = toMat64(await bwd(Y));                                // s×l = AᵀA X
-    const ZW = mul64(Z, Wm);
-    const XW = mul64(X, Wm);
+    const Z = toMat64(await bwd(Y32));                              // s×l = AᵀA X
+    const ZW = await matmul64Fast(Z, Wm, f64);
+    const XW = await matmul64Fast(X, Wm, f64);
     // Residuals of the first min(k+1, l) Ritz triplets.
     const nr = Math.min(k + 1, l);
     const res = new Float64Array(nr);
-    for (let i = 0; i < nr; i++) {
-      const si = sigma[i]!;
-      let acc = 0;
-      for (let r = 0; r < s; r++) {
-        const d = si > 0 ? ZW.data[r * l + i]! / si - si * XW.data[r * l + i]! : ZW.data[r * l + i]!;
-        acc += d * d;
+    for (let r = 0; r < s; r++) {
+      const o = r * l;
+      for (let i = 0; i < nr; i++) {
+        const si = sigma[i]!;
+        const d = si > 0 ? ZW.data[o + i]! / si - si * XW.data[o + i]! : ZW.data[o + i]!;
+        res[i] = res[i]! + d * d;
       }
-      res[i] = Math.sqrt(acc);
     }
+    for (let i = 0; i < nr; i++) res[i] = Math.sqrt(res[i]!);
     const s1 = sigma[0]! > 0 ? sigma[0]! : 1;
     let rmax = 0, rk2 = 0;
     for (let i = 0; i < k; i++) { rmax = Math.max(rmax, res[i]!); rk2 += res[i]! ** 2; }
@@ -144,23 +146,28 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
       bound = gap > 0 ? Math.asin(Math.min(1, Math.sqrt(rk2) / gap)) / DEG : Infinity;
       if (rk2 === 0) bound = 0;
     }
-    best = { sigma, Wk: Wm.data, X, Y, res: rel, bound };
+    best = { sigma, W: Wm, X: XW, Y, res: rel, bound };
     if (rel <= tol && bound <= angleTol) { converged = true; break; }
     history.push(rel);
-    // Stagnation: no 10% progress over the last 4 iterations (the fp32 GEMM floor).
+    // Stagnation (the fp32 GEMM floor): under 5% progress over the last 8 iterations.
     const h = history.length;
-    if (h >= 5 && history[h - 1]! > 0.9 * Math.min(...history.slice(0, h - 4))) break;
+    if (h >= 9 && history[h - 1]! > 0.95 * Math.min(...history.slice(0, h - 8))) break;
     if (iterations >= maxIter) break;
-    X = qrThin(ZW).Q;
+    // Next block: span(ZW) with columns scaled by 1/σ² (≈ the Ritz vectors; better conditioned).
+    for (let r = 0; r < s; r++) for (let i = 0; i < l; i++) {
+      const lam = sigma[i]! * sigma[i]!;
+      if (lam > 0) ZW.data[r * l + i] = ZW.data[r * l + i]! / lam;
+    }
+    X = await orthonormalizeFast(ZW, threads);
   }
   const b = best!;
-  // Final triplets from the last Ritz step: V = X W_k, U = Y W_k Σ⁻¹.
+  // Final triplets from the last Ritz step: V = X W (already formed), U = Y W_k Σ_k⁻¹.
   const Sk = b.sigma.slice(0, k);
-  const V = mat64cols(mul64(b.X, { rows: l, cols: l, data: b.Wk }), k);
+  const V = mat64cols(b.X, k);
   const Wk = new Float64Array(l * k);
-  for (let i = 0; i < l; i++) for (let j = 0; j < k; j++) Wk[i * k + j] = b.Wk[i * l + j]! / (Sk[j]! > 0 ? Sk[j]! : 1);
-  const U = mulY(b.Y, Wk, k);
-  const ritzAll = mul64(b.X, { rows: l, cols: l, data: b.Wk });
+  for (let i = 0; i < l; i++) for (let j = 0; j < k; j++) Wk[i * k + j] = b.W.data[i * l + j]! / (Sk[j]! > 0 ? Sk[j]! : 1);
+  const U = await matmul64Fast(b.Y, { rows: l, cols: k, data: Wk }, f64);
+  const ritzAll = b.X;
   const [Uo, Vo] = tall ? [U, V] : [V, U];
   fixSignsBy(Vo, Uo); // same convention as exactSVD: largest-magnitude entry of each v_i > 0
   return {
@@ -174,7 +181,7 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   };
 }
 
-function to32(a: Mat64): Mat { return { rows: a.rows, cols: a.cols, data: Float32Array.from(a.data) }; }
+function to32(a: Mat64): Mat { return toMat32(a); }
 
 /** First `cols` columns of a, then seeded Gaussian columns up to `l`. */
 function fillColumns(a: Mat64, l: number, rng: Rng): Mat64 {
@@ -187,52 +194,8 @@ function fillColumns(a: Mat64, l: number, rng: Rng): Mat64 {
   return { rows: a.rows, cols: l, data: out };
 }
 
-/** YᵀY in fp64 from fp32 Y (products exact in fp64; only the sums round). */
-function gram(Y: Mat): Mat64 {
-  const { rows, cols: l } = Y;
-  const G = new Float64Array(l * l);
-  const row = new Float64Array(l);
-  for (let i = 0; i < rows; i++) {
-    const o = i * l;
-    for (let a = 0; a < l; a++) row[a] = Y.data[o + a]!;
-    for (let a = 0; a < l; a++) {
-      const x = row[a]!;
-      const go = a * l;
-      for (let b = a; b < l; b++) G[go + b] = G[go + b]! + x * row[b]!;
-    }
-  }
-  for (let a = 0; a < l; a++) for (let b = 0; b < a; b++) G[a * l + b] = G[b * l + a]!;
-  return { rows: l, cols: l, data: G };
-}
 
-function mul64(A: Mat64, B: Mat64): Mat64 {
-  const m = A.rows, k = A.cols, n = B.cols;
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    const o = i * n, ao = i * k;
-    for (let p = 0; p < k; p++) {
-      const a = A.data[ao + p]!;
-      const bo = p * n;
-      for (let j = 0; j < n; j++) out[o + j] = out[o + j]! + a * B.data[bo + j]!;
-    }
-  }
-  return { rows: m, cols: n, data: out };
-}
 
-/** Y (fp32, L×l) · W (fp64, l×k) in fp64. */
-function mulY(Y: Mat, W: Float64Array, k: number): Mat64 {
-  const { rows, cols: l } = Y;
-  const out = new Float64Array(rows * k);
-  for (let i = 0; i < rows; i++) {
-    const o = i * k, yo = i * l;
-    for (let p = 0; p < l; p++) {
-      const a = Y.data[yo + p]!;
-      const wo = p * k;
-      for (let j = 0; j < k; j++) out[o + j] = out[o + j]! + a * W[wo + j]!;
-    }
-  }
-  return { rows, cols: k, data: out };
-}
 
 function mat64cols(a: Mat64, k: number): Mat64 {
   if (a.cols === k) return a;

@@ -1,0 +1,153 @@
+/**
+ * Numeric-core benchmark: fp32 GEMM throughput at the real 1.5B shapes (weights 8960×1536,
+ * 1536×1536, 256×1536, 1536×8960 against 1536×(k+p) / m×(k+p) panels, k = 64, p = 16, both
+ * A·X and Aᵀ·Y, plus 8960×1536·1536×256) as a RATIO against numpy/OpenBLAS measured in the same
+ * run at the same thread count (1 and 2), and one randomized top-64 SVD of an 8960×1536
+ * weight against bench/linalg_baseline.py running the same algorithm for the same number of
+ * iterations (cold, then warm-started for W + small ΔW).
+ *
+ * numpy runs with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from its environment (they can
+ * pin a slower kernel) and OPENBLAS_NUM_THREADS = the thread count; the kernel OpenBLAS picked
+ * is printed. Without python3 + numpy the numpy lines are skipped with a message.
+ * Shapes shrink with env RLVR_BENCH_LINALG_SCALE (e.g. 0.25) for a quick run.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { linalgBackend, matmul, randn, topKSVD, type Mat } from '../src/linalg/index.js';
+import { Rng } from '../src/util/random.js';
+
+const K = 64, P = 16, L = K + P;
+const ROUNDS = 3;
+
+function repoRoot(): string {
+  let d = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(d, 'package.json'))) d = path.dirname(d);
+  return d;
+}
+
+interface GemmCase { label: string; m: number; k: number; n: number; transA: boolean }
+
+function cases(scale: number): GemmCase[] {
+  const s = (x: number): number => Math.max(16, Math.round(x * scale));
+  const out: GemmCase[] = [];
+  for (const [r, c] of [[8960, 1536], [1536, 1536], [256, 1536], [1536, 8960]] as const) {
+    const R = s(r), C = s(c);
+    out.push({ label: `W ${R}×${C} · X ${C}×${L}`, m: R, k: C, n: L, transA: false });
+    out.push({ label: `Wᵀ (${R}×${C})ᵀ · Y ${R}×${L}`, m: C, k: R, n: L, transA: true });
+  }
+  out.push({ label: `W ${s(8960)}×${s(1536)} · ${s(1536)}×256`, m: s(8960), k: s(1536), n: 256, transA: false });
+  return out;
+}
+
+async function oursGflops(c: GemmCase, threads: number, rng: Rng): Promise<number> {
+  const A = c.transA ? randn(c.k, c.m, rng) : randn(c.m, c.k, rng);
+  const B = randn(c.k, c.n, rng);
+  const flops = 2 * c.m * c.k * c.n;
+  const reps = Math.max(3, Math.min(50, Math.floor(2e10 / flops)));
+  await matmul(A, B, { transA: c.transA, threads });
+  let best = Infinity;
+  for (let i = 0; i < reps; i++) {
+    const t = performance.now();
+    await matmul(A, B, { transA: c.transA, threads });
+    best = Math.min(best, performance.now() - t);
+  }
+  return flops / best / 1e6;
+}
+
+interface NumpyOut {
+  blas: { numpy: string; corename: string | null; threads: string | null };
+  gemm: { gflops: number }[];
+  svd: { seconds: number }[];
+}
+
+function numpyAvailable(): string | null {
+  const r = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' });
+  if (r.error) return 'python3 not found';
+  if (r.status !== 0) return 'numpy not importable';
+  return null;
+}
+
+function runNumpy(args: string[], threads: number): NumpyOut {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env['OPENBLAS_CORETYPE'];
+  delete env['OPENBLAS_L2_SIZE'];
+  const script = path.join(repoRoot(), 'bench', 'linalg_baseline.py');
+  const r = spawnSync('python3', [script, '--threads', String(threads), ...args], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`linalg_baseline.py failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as NumpyOut;
+}
+
+/** fp32 m×n with a decaying spectrum, like bench/linalg_baseline.py's synthetic_weight. */
+async function syntheticWeight(m: number, n: number, seed: number): Promise<Mat> {
+  const rng = new Rng(seed);
+  const r = Math.min(m, n);
+  const Pm = randn(m, r, rng);
+  for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) Pm.data[i * r + j]! *= (j + 1) ** -0.7;
+  return matmul(Pm, randn(r, n, rng), { threads: 2 });
+}
+
+const f1 = (x: number): string => x.toFixed(1);
+const f2 = (x: number): string => x.toFixed(2);
+
+export default async function linalgBench(): Promise<void> {
+  const scale = Number(process.env['RLVR_BENCH_LINALG_SCALE'] ?? '1');
+  const backend = await linalgBackend();
+  const missing = numpyAvailable();
+  process.stdout.write(`backend: ${backend}${missing ? `; numpy baseline skipped: ${missing}` : ''}\n`);
+  const rng = new Rng(7);
+  const cs = cases(scale);
+  for (const threads of [1, 2]) {
+    const ours = cs.map(() => 0);
+    const np = cs.map(() => 0);
+    let corename: string | null = null;
+    // Alternate ours / numpy rounds and keep each side's best, so machine noise hits both.
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < cs.length; i++) ours[i] = Math.max(ours[i]!, await oursGflops(cs[i]!, threads, rng));
+      if (!missing) {
+        const out = runNumpy(cs.flatMap((c) => ['--gemm', `${c.m},${c.k},${c.n},${c.transA ? 1 : 0}`]), threads);
+        corename = out.blas.corename;
+        out.gemm.forEach((g, i) => { np[i] = Math.max(np[i]!, g.gflops); });
+      }
+    }
+    process.stdout.write(`\nGEMM fp32, ${threads} thread(s)${corename ? `, numpy/OpenBLAS kernel ${corename}` : ''} (GF/s, best of ${ROUNDS} rounds)\n`);
+    let logSum = 0;
+    for (let i = 0; i < cs.length; i++) {
+      const ratio = np[i]! > 0 ? ours[i]! / np[i]! : NaN;
+      if (np[i]! > 0) logSum += Math.log(ratio);
+      process.stdout.write(`  ${cs[i]!.label.padEnd(36)} ours ${f1(ours[i]!).padStart(6)}` +
+        (missing ? '\n' : `  numpy ${f1(np[i]!).padStart(6)}  ratio ${f2(ratio)}\n`));
+    }
+    if (!missing) process.stdout.write(`  geometric-mean ratio ours/numpy: ${f2(Math.exp(logSum / cs.length))}\n`);
+  }
+
+  // ---- one randomized top-64 SVD, cold and warm-started ----
+  const m = Math.max(K + P, Math.round(8960 * scale)), n = Math.max(K + P, Math.round(1536 * scale));
+  const W0 = await syntheticWeight(m, n, 11);
+  let t = performance.now();
+  const cold = await topKSVD(W0, K, { oversample: P });
+  const tCold = (performance.now() - t) / 1000;
+  // W+ = W0 + ΔW with a small dense ΔW (relative size 1e-3 of a typical entry).
+  let rms = 0;
+  for (let i = 0; i < W0.data.length; i++) rms += W0.data[i]! ** 2;
+  rms = Math.sqrt(rms / W0.data.length);
+  const Wp = randn(m, n, new Rng(12), 1e-3 * rms);
+  for (let i = 0; i < Wp.data.length; i++) Wp.data[i]! += W0.data[i]!;
+  t = performance.now();
+  const warm = await topKSVD(Wp, K, { oversample: P, warmStart: cold.warmStartBasis });
+  const tWarm = (performance.now() - t) / 1000;
+  t = performance.now();
+  const coldP = await topKSVD(Wp, K, { oversample: P });
+  const tColdP = (performance.now() - t) / 1000;
+  process.stdout.write(`\nRandomized top-${K} SVD of ${m}×${n} (oversample ${P}, 1 thread, tol ${cold.params['tol']}, angleTol ${cold.params['angleTol']}°)\n`);
+  process.stdout.write(`  W0 cold : ${cold.iterations} iterations, ${f2(tCold)} s, residual ${cold.residual.toExponential(2)}, angle bound ${cold.angleErrorBound.toExponential(2)}°, converged ${cold.converged}\n`);
+  process.stdout.write(`  W+ cold : ${coldP.iterations} iterations, ${f2(tColdP)} s\n`);
+  process.stdout.write(`  W+ warm : ${warm.iterations} iterations, ${f2(tWarm)} s, residual ${warm.residual.toExponential(2)}, converged ${warm.converged} (from W0's basis)\n`);
+  if (!missing) {
+    const out = runNumpy(['--svd', `${m},${n},${K},${P},${cold.iterations}`, '--svd', `${m},${n},${K},${P},${warm.iterations}`], 1);
+    const [a, b] = out.svd;
+    process.stdout.write(`  numpy same algorithm, ${cold.iterations} iterations: ${f2(a!.seconds)} s  → ratio ours/numpy ${f2(tCold / a!.seconds)}\n`);
+    process.stdout.write(`  numpy same algorithm, ${warm.iterations} iterations: ${f2(b!.seconds)} s  → ratio ours/numpy ${f2(tWarm / b!.seconds)}\n`);
+  }
+}
