@@ -161,3 +161,54 @@ test('rlvr-lens report: missing or empty folder → one line, exit 2, nothing wr
   assert.deepEqual(fs.readdirSync(empty), []);
   await assert.rejects(writeReport(empty), RlvrError);
 });
+
+test('spectrum and principal views: claims pooled by changed counts, curves per tensor, tolerant field names', () => {
+  const d = tempDir('rlvr-report-spec-');
+  const env = (kind: string, body: object): string => JSON.stringify({ tool: 'rlvr-lens', version: '0.1.0', schema: 1, kind, ...body });
+  const q = 'model.layers.0.self_attn.q_proj.weight', up = 'model.layers.1.mlp.up_proj.weight';
+  fs.writeFileSync(path.join(d, 'principal.json'), env('principal', {
+    params: { k: 64, alpha: 0.5 },
+    inputs: { tuned: [{ spec: 'ck/rl-a' }, { spec: 'ck/sft' }] },
+    tensors: [
+      { name: q, layer: 0, kind: 'q', shape: [8, 8], princDensity: 0.5, results: [
+        { changed: 100, overlapPrinc: 0.3, magnitudeMatchedPrinc: 0.35, overlapLow: 0.7 },
+        { changed: 60, overlapPrinc: 0.5, magnitudeMatchedPrinc: 0.5, overlapLow: 0.5 }] },
+      { name: up, layer: 1, kind: 'up', shape: [16, 8], princDensity: 0.5, results: [
+        { changed: 300, overlapPrinc: 0.4, magnitudeMatchedPrinc: 0.42, overlapLow: 0.6 }, null] },
+    ],
+  }));
+  fs.writeFileSync(path.join(d, 'spectrum.json'), env('spectrum', {
+    params: { k: 3 },
+    tuned: ['ck/rl-a', 'ck/sft'],
+    tensors: [
+      { name: q, layer: 0, kind: 'q', shape: [8, 8], baseSingularValues: [3, 2, 1], results: [
+        { angles: { u: [0.1, 0.2, 0.5], v: [0.1, 0.3, 0.4] }, nss: 0.001, singularValues: [3.001, 2, 1] },
+        { angles: { u: [5, 10, 20], v: [4, 8, 30] }, nss: 0.05 }] },
+    ],
+  }));
+  const data = buildReportData(loadAnalysis(d));
+  assert.deepEqual(data.runs.map((r) => [r.label, r.role]), [['rl-a', 'rl'], ['sft', 'sft']]);
+  const off = data.summary.claims.find((c) => c.id === 'off-principal')!;
+  const t = off.table!;
+  const rl = t.rows.find((r) => r[0] === 'rl-a')!;
+  assert.equal(rl[col(t, 'obs')], (0.3 * 100 + 0.4 * 300) / 400);
+  assert.equal(rl[col(t, 'rand')], 0.5);
+  assert.equal(rl[col(t, 'mm')], (0.35 * 100 + 0.42 * 300) / 400);
+  const low = data.summary.claims.find((c) => c.id === 'low-magnitude')!.table!;
+  assert.equal(low.rows.find((r) => r[0] === 'rl-a')![col(low, 'obs')], (0.7 * 100 + 0.6 * 300) / 400);
+  const spec = data.summary.claims.find((c) => c.id === 'spectrum-preserving')!.table!;
+  const srl = spec.rows.find((r) => r[0] === 'rl-a')!;
+  assert.equal(srl[col(spec, 'meanMax')], 0.5);
+  assert.equal(srl[col(spec, 'sftMax')], 30, 'the SFT baseline column');
+  const s = data.sections.find((x) => x.id === 'spectrum')!;
+  const angles = s.blocks.find((b) => b.type === 'figure' && b.id === 'angles');
+  assert.ok(angles && angles.type === 'figure');
+  const fig = angles.figures[q]!;
+  assert.equal(fig.type, 'line');
+  if (fig.type === 'line') assert.deepEqual(fig.series.map((x) => x.name), ['rl-a U (left)', 'rl-a V (right)', 'sft U (left)', 'sft V (right)']);
+  const sv = s.blocks.find((b) => b.type === 'figure' && b.id === 'sv');
+  assert.ok(sv && sv.type === 'figure' && sv.figures[q]!.type === 'line');
+  if (sv && sv.type === 'figure' && sv.figures[q]!.type === 'line') assert.deepEqual(sv.figures[q]!.series.map((x) => x.name), ['base W0', 'rl-a']);
+  const bars = data.sections.find((x) => x.id === 'principal')!.blocks[0]!;
+  assert.ok(bars.type === 'figure' && bars.bind === 'run' && bars.figures['rl-a']!.type === 'bar');
+});
