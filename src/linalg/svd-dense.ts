@@ -16,6 +16,9 @@ export interface DenseSVD { U: Mat64; S: Float64Array; V: Mat64 }
  */
 export function exactSVD(A: AnyMat): DenseSVD {
   const a = toMat64(A);
+  for (let i = 0; i < a.data.length; i++) {
+    if (!Number.isFinite(a.data[i]!)) throw new RangeError('exactSVD: matrix has NaN or Inf entries');
+  }
   if (a.rows < a.cols) {
     const t = exactSVD(transpose(a));
     return fixSigns({ U: t.V, S: t.S, V: t.U }, false);
@@ -31,7 +34,9 @@ export function exactSVD(A: AnyMat): DenseSVD {
   const G = transpose(work).data;
   const Vc = new Float64Array(n * n);
   for (let j = 0; j < n; j++) Vc[j * n + j] = 1;
-  const tol = 1e-15;
+  // Orthogonality threshold: rounding in the dot products is ~√rows·ε, so a fixed 1e-15 can
+  // cycle forever; rows·ε keeps relative accuracy far below anything the probes resolve.
+  const tol = Math.max(1e-15, rows * 2.220446049250313e-16);
   for (let sweep = 0; ; sweep++) {
     if (sweep > 80) throw new Error('exactSVD: Jacobi sweeps did not converge');
     let rotated = false;

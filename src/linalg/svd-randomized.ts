@@ -118,6 +118,7 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
     const G = await matmul64Fast(Y, Y, { transA: true, threads }); // l×l = Xᵀ AᵀA X
     const eig = symmetricEigen(G);
     const sigma = Float64Array.from(eig.values, (x) => Math.sqrt(Math.max(0, x)));
+    if (!Number.isFinite(G.data.reduce((a, x) => a + x, 0))) throw new RangeError('topKSVD: matrix has NaN or Inf entries');
     const Wm = eig.vectors;                                         // l×l
     const Z = toMat64(await bwd(Y32));                              // s×l = AᵀA X
     const ZW = await matmul64Fast(Z, Wm, f64);
