@@ -190,3 +190,16 @@ test('exactSVD: constructed U Σ Vᵀ with clustered, decaying and zero singular
   const a = exactSVD(A), b = exactSVD(transpose(A));
   assert.ok(maxAbsDiff(a.S, b.S) < 1e-12);
 });
+
+test('reconstructFast: one-GEMM rank-k reconstruction equals the fp64 reference (fp32 and fp64 outputs)', async () => {
+  const { reconstructFast } = await import('../src/linalg/index.js');
+  const rng = new Rng(8);
+  const U = orthonormal(40, 10, rng), V = orthonormal(30, 10, rng);
+  const S = Array.from({ length: 10 }, (_, i) => 10 - i);
+  const ref = reconstruct(U, S, V, 6);
+  const f64 = await reconstructFast(U, S, V, { k: 6, precision: 'fp64' });
+  assert.ok(f64.data instanceof Float64Array && maxAbsDiff(f64.data, ref.data) < 1e-12);
+  const f32 = await reconstructFast(U, S, V, { k: 6 });
+  assert.ok(f32.data instanceof Float32Array && maxAbsDiff(f32.data, ref.data) < 1e-5);
+  assert.deepEqual([f32.rows, f32.cols], [40, 30]);
+});

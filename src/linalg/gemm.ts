@@ -147,3 +147,23 @@ export async function matmul(A: Mat, B: Mat, opts: AsyncMatmulOptions = {}): Pro
   }
   return matmulSync(A, B, opts);
 }
+
+/**
+ * Rank-k reconstruction U_k Σ_k V_kᵀ on the fast backend: one GEMM of (U_k Σ_k) (m×k) by
+ * V_kᵀ (k×n). fp32 output by default (principal-weight scores: ranking ties only within fp32
+ * rounding); `precision: 'fp64'` for an fp64 result (twice the memory).
+ */
+export async function reconstructFast(U: Mat64, S: ArrayLike<number>, V: Mat64,
+  opts: { k?: number; precision?: 'fp32' | 'fp64'; threads?: number } = {}): Promise<Mat | Mat64> {
+  const k = Math.min(opts.k ?? S.length, S.length, U.cols, V.cols);
+  const m = U.rows, n = V.rows;
+  const US = new Float64Array(m * k), Vk = new Float64Array(n * k);
+  for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) US[i * k + t] = U.data[i * U.cols + t]! * S[t]!;
+  for (let j = 0; j < n; j++) for (let t = 0; t < k; t++) Vk[j * k + t] = V.data[j * V.cols + t]!;
+  const a: Mat64 = { rows: m, cols: k, data: US }, b: Mat64 = { rows: n, cols: k, data: Vk };
+  if (opts.precision === 'fp64') return matmul64Fast(a, b, { transB: true, threads: opts.threads });
+  const a32: Mat = { rows: m, cols: k, data: new Float32Array(m * k) };
+  const b32: Mat = { rows: n, cols: k, data: new Float32Array(n * k) };
+  a32.data.set(US); b32.data.set(Vk);
+  return matmul(a32, b32, { transB: true, threads: opts.threads });
+}

@@ -12,7 +12,12 @@
  *       copies, no output copy); falls back to the pure-TS kernel if ORT does not load.
  *       env RLVR_LINALG=js forces the fallback. threads = ORT intra-op threads (default 1).
  *   matmulSync(A, B, { transA?, transB? }): Mat     pure TS, cache-blocked, fp64 accumulation
- *   matmul64(A, B, opts): Mat64                    pure TS fp64 (small factors)
+ *   matmul64(A, B, opts): Mat64                    pure TS fp64 (small factors only: ~1 GF/s)
+ *   matmul64Fast(A: Mat64, B: Mat64, { transA?, transB?, threads? }): Promise<Mat64>
+ *       fp64 on the fast backend (ORT Gemm double = MLAS dgemm, ~40–50 GF/s, 30–50× matmul64).
+ *       USE THIS for Gram matrices WᵀW of real weights, Ritz rotations, anything > ~1e7 flops.
+ *   reconstructFast(U, S, V, { k?, precision?: 'fp32' | 'fp64', threads? }): Promise<Mat | Mat64>
+ *       rank-k U_k Σ_k V_kᵀ in one GEMM (fp32 default) — principal-weight scores |W0^(k)|.
  *   linalgBackend(): Promise<'ort' | 'js'>          what matmul will use (record it in reports)
  *
  * Decompositions (all fp64)
@@ -49,7 +54,7 @@ export {
   subtract, frobeniusNorm, reconstruct,
 } from './matrix.js';
 export type { MatmulOptions, AsyncMatmulOptions, LinalgBackend } from './gemm.js';
-export { matmul, matmulSync, matmul64, linalgBackend } from './gemm.js';
+export { matmul, matmulSync, matmul64, matmul64Fast, reconstructFast, linalgBackend } from './gemm.js';
 export type { QR } from './qr.js';
 export { qrThin } from './qr.js';
 export type { SymmetricEigen } from './eigen.js';
