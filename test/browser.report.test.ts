@@ -28,7 +28,7 @@ test('report.html in headless Chromium: offline, no errors, numbers, heatmap, se
   assert.ok(have, `REQUIRE_BROWSER=1 but no Chromium at ${CHROMIUM}`);
   const { chromium } = await import('playwright-core');
   const dir = tempDir('rlvr-browser-');
-  const expected = await buildSampleAnalysis(dir, { withLogs: true });
+  const expected = await buildSampleAnalysis(dir, { withLogs: true, withSpectral: true });
   const { path: file } = await writeReport(dir);
   const url = `file://${file}`;
   const artifacts = path.join(repoRoot(), 'test-artifacts');

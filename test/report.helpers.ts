@@ -26,13 +26,43 @@ export interface SampleExpectations {
   linearTensors: string[];
 }
 
-export async function buildSampleAnalysis(dir: string, opts: { withDynamics?: boolean; withLogs?: boolean } = {}): Promise<SampleExpectations> {
+/**
+ * Hand-made spectrum.json / principal.json in the per-(tensor, run) record layout the report
+ * reads (tensors[].results[i]), deterministic values: exercises those views' rendering.
+ */
+function writeSpectralDocs(dir: string, runPaths: string[], linear: string[], shapes: Map<string, number[]>): void {
+  const env = (kind: string, body: object): string => toJson(envelope(kind, body));
+  const k = 8;
+  const wave = (i: number, j: number, s: number): number => Number((s * (1 + j) * (1 + 0.3 * Math.sin(i + j))).toFixed(4));
+  fs.writeFileSync(path.join(dir, 'spectrum.json'), env('spectrum', {
+    params: { k, method: 'hand-made test data' }, inputs: { tuned: runPaths.map((p) => ({ spec: p })) },
+    tensors: linear.map((name, ti) => ({
+      name, shape: shapes.get(name), layer: parseTensorName(name).layer, kind: parseTensorName(name).kind,
+      baseSingularValues: Array.from({ length: k }, (_, j) => Number((2 / (1 + j)).toFixed(4))),
+      results: runPaths.map((_, ri) => ({
+        anglesU: Array.from({ length: k }, (_, j) => wave(ti + ri, j, 0.05)), anglesV: Array.from({ length: k }, (_, j) => wave(ti + ri + 1, j, 0.04)),
+        nss: Number((0.001 * (1 + ri + (ti % 3))).toFixed(4)),
+        singularValues: Array.from({ length: k }, (_, j) => Number((2 / (1 + j) * (1 + 0.001 * ri)).toFixed(5))),
+      })),
+    })),
+  }));
+  fs.writeFileSync(path.join(dir, 'principal.json'), env('principal', {
+    params: { k, alpha: 0.5, method: 'hand-made test data' }, inputs: { tuned: runPaths.map((p) => ({ spec: p })) },
+    tensors: linear.map((name, ti) => ({
+      name, shape: shapes.get(name), layer: parseTensorName(name).layer, kind: parseTensorName(name).kind, princDensity: 0.5,
+      results: runPaths.map((_, ri) => ({ changed: 1000 + 10 * ti, overlapPrinc: 0.4 + 0.01 * ri, magnitudeMatchedPrinc: 0.41, overlapLow: 0.62 - 0.01 * ri, overlapPrincNotLow: 0.2, princNotLowDensity: 0.25 })),
+    })),
+  }));
+}
+
+export async function buildSampleAnalysis(dir: string, opts: { withDynamics?: boolean; withLogs?: boolean; withSpectral?: boolean } = {}): Promise<SampleExpectations> {
   fs.mkdirSync(dir, { recursive: true });
   const basePath = fixture('locality', 'base');
   const runPaths = ['run-a', 'run-b', 'run-c'].map((r) => fixture('locality', 'runs', r));
   const base = openCheckpoint(basePath);
   const linear = base.names.filter((n) => isLinearWeight(parseTensorName(n), base.info(n).shape));
   const headDim = headDimOf(base);
+  const shapes = new Map(linear.map((n) => [n, [...base.info(n).shape]]));
   // Expected sparsity, counted directly from the update masks.
   const sparsity: Record<string, number> = {};
   for (const p of runPaths) {
@@ -71,6 +101,7 @@ export async function buildSampleAnalysis(dir: string, opts: { withDynamics?: bo
   }
   b2.close();
   tuned.forEach((t) => t.close());
+  if (opts.withSpectral) writeSpectralDocs(dir, runPaths, linear, shapes);
   if (opts.withLogs) {
     fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
     const lines = [0, 1, 2, 3, 4].map((s) => JSON.stringify({ step: s * 10, reward: 0.2 + 0.1 * s, kl: 0.001 * s * s }));

@@ -20,13 +20,13 @@ function frame(title: string, xLabel: string, yLabel: string): SVGSVGElement {
   return s;
 }
 
-function legend(names: string[], extra: { name: string; dash?: string; color?: string }[] = [], dashed: boolean[] = []): HTMLElement {
+function legend(names: string[], extra: { name: string; color?: string; solid?: boolean }[] = [], dashed: boolean[] = [], slots: number[] = []): HTMLElement {
   const box = el('div', { class: 'legend' });
   names.forEach((n, i) => {
-    const c = PALETTE[i % PALETTE.length];
+    const c = PALETTE[(slots[i] ?? i) % PALETTE.length];
     box.appendChild(el('span', { class: 'key' }, el('i', dashed[i] ? { class: 'dash', style: `border-color:${c}` } : { style: `background:${c}` }), n));
   });
-  for (const e of extra) box.appendChild(el('span', { class: 'key' }, el('i', { class: 'dash', style: `border-color:${e.color ?? '#333'}` }), e.name));
+  for (const e of extra) box.appendChild(el('span', { class: 'key' }, el('i', e.solid ? { style: `background:${e.color ?? '#333'}` } : { class: 'dash', style: `border-color:${e.color ?? '#333'}` }), e.name));
   return box;
 }
 
@@ -44,7 +44,9 @@ function yAxis(s: SVGSVGElement, lo: number, hi: number, y: (v: number) => numbe
 
 function logTicks(lo: number, hi: number): number[] {
   const out: number[] = [];
-  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) out.push(Math.pow(10, e));
+  const decades = Math.log10(hi) - Math.log10(lo);
+  const mult = decades < 1.5 ? [1, 2, 5] : [1];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) for (const m of mult) out.push(m * Math.pow(10, e));
   return out;
 }
 
@@ -90,12 +92,13 @@ export function renderLine(f: LineFigure): HTMLElement {
       d += `${pen ? 'L' : 'M'}${x(xv).toFixed(1)},${y(yv).toFixed(1)}`;
       pen = true;
     });
-    s.appendChild(svg('path', { d, fill: 'none', stroke: PALETTE[si % PALETTE.length]!, 'stroke-width': 1.6, 'stroke-dasharray': se.dashed ? '5 3' : 'none', class: 'series' }));
+    const colour = PALETTE[(se.color ?? si) % PALETTE.length]!;
+    s.appendChild(svg('path', { d, fill: 'none', stroke: colour, 'stroke-width': 1.6, 'stroke-dasharray': se.dashed ? '5 3' : 'none', class: 'series' }));
     if (se.x.length <= 40) {
       se.x.forEach((xv, i) => {
         const yv = se.y[i];
         if (yv === null || yv === undefined || !Number.isFinite(yv) || (f.logY && yv <= 0)) return;
-        s.appendChild(svg('circle', { cx: x(xv).toFixed(1), cy: y(yv).toFixed(1), r: 2.5, fill: PALETTE[si % PALETTE.length]! }));
+        s.appendChild(svg('circle', { cx: x(xv).toFixed(1), cy: y(yv).toFixed(1), r: 2.5, fill: colour }));
       });
     }
   });
@@ -123,7 +126,7 @@ export function renderLine(f: LineFigure): HTMLElement {
     showTip(ev.clientX, ev.clientY, lines.slice(0, 12));
   });
   s.addEventListener('mouseleave', () => { hideTip(); cursor.setAttribute('visibility', 'hidden'); });
-  const wrap = el('div', { class: 'figure' }, s, legend(f.series.map((se) => se.name), (f.hlines ?? []).map((h) => ({ name: h.label })), f.series.map((se) => !!se.dashed)));
+  const wrap = el('div', { class: 'figure' }, s, legend(f.series.map((se) => se.name), (f.hlines ?? []).map((h) => ({ name: h.label })), f.series.map((se) => !!se.dashed), f.series.map((se, i) => se.color ?? i)));
   if (f.caption) wrap.appendChild(el('p', { class: 'caption' }, f.caption));
   return wrap;
 }
@@ -164,7 +167,7 @@ export function renderBar(f: BarFigure): HTMLElement {
     s.appendChild(svg('line', { x1: M.l, x2: W - M.r, y1: y(h.value), y2: y(h.value), class: 'hline' }));
     s.appendChild(svg('text', { x: W - M.r - 4, y: y(h.value) - 4, 'text-anchor': 'end', class: 'hlabel' }, h.label));
   }
-  const extra = [...(f.hlines ?? []).map((h) => ({ name: h.label })), ...(f.markers ? [{ name: `${f.markers.name} (black tick)`, color: '#000' }] : [])];
+  const extra = [...(f.hlines ?? []).map((h) => ({ name: h.label })), ...(f.markers ? [{ name: `${f.markers.name} (black tick)`, color: '#000', solid: true }] : [])];
   const wrap = el('div', { class: 'figure' }, s, legend(f.series.map((se) => se.name), extra));
   if (f.caption) wrap.appendChild(el('p', { class: 'caption' }, f.caption));
   return wrap;

@@ -41,7 +41,8 @@ export function renderTable(t: TableBlock): HTMLElement {
   }
   const count = el('span', { class: 'count' });
   controls.appendChild(count);
-  root.appendChild(controls);
+  // Small tables (claims, Table 1) stay sortable but need no filter box.
+  if (t.rows.length > 12 || facetSelects.length > 0) root.appendChild(controls);
 
   const table = el('table', { class: 'data' });
   const thead = el('thead');

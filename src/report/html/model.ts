@@ -48,6 +48,8 @@ export interface Series {
   x: number[];
   y: (number | null)[];
   dashed?: boolean;
+  /** Colour slot (default: the series' position); series of one tuned model share a slot. */
+  color?: number;
 }
 
 export interface RefLine {

@@ -28,7 +28,7 @@ h2{font-size:20px;margin:22px 0 8px}h3{font-size:15px;margin:14px 0 6px}
 .table-controls .count{color:var(--mut);font-size:12px}
 .filter{min-width:260px}
 .table-wrap{overflow:auto;max-height:560px;border:1px solid var(--line)}
-table.data{border-collapse:collapse;font-size:12.5px;width:100%}
+table.data{border-collapse:collapse;font-size:12.5px;min-width:60%}
 table.data th{position:sticky;top:0;background:#f1f3f5;cursor:pointer;user-select:none;padding:4px 8px;border-bottom:1px solid #ccc;white-space:nowrap}
 table.data th.sorted::after{content:" " attr(data-dir)}
 table.data td{padding:3px 8px;border-bottom:1px solid #eee;white-space:nowrap}

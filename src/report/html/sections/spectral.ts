@@ -64,7 +64,7 @@ export function buildSpectrum(doc: Obj, ctx: ReportContext): Section {
     const series: LineFigure['series'] = [];
     const svSeries: LineFigure['series'] = [];
     const baseSv = findArr(t.own, P.svBase) ?? t.perRun.map((r) => (r ? findArr(r, P.svBaseInRun) : null)).find((x) => x !== null) ?? null;
-    if (baseSv) svSeries.push({ name: 'base W0', x: baseSv.map((_, i) => i + 1), y: roundAll(baseSv, 5) });
+    if (baseSv) svSeries.push({ name: 'base W0', x: baseSv.map((_, i) => i + 1), y: roundAll(baseSv, 5), color: 9, dashed: true });
     t.perRun.forEach((r, i) => {
       if (!r || !runs[i]) return;
       const au = findArr(r, P.anglesU), av = findArr(r, P.anglesV);
@@ -73,10 +73,10 @@ export function buildSpectrum(doc: Obj, ctx: ReportContext): Section {
       const nss = findNum(r, P.nss);
       ctx.metric(runs[i]!, 'tensor', t.name, { maxAngle: round(mx, 4), nss: round(nss, 4) });
       perRunMax[i]!.push(mx); perRunNss[i]!.push(nss);
-      if (au) series.push({ name: `${label(runs[i]!)} U (left)`, x: au.map((_, j) => j + 1), y: roundAll(au, 4) });
-      if (av) series.push({ name: `${label(runs[i]!)} V (right)`, x: av.map((_, j) => j + 1), y: roundAll(av, 4), dashed: true });
+      if (au) series.push({ name: `${label(runs[i]!)} U (left)`, x: au.map((_, j) => j + 1), y: roundAll(au, 4), color: i });
+      if (av) series.push({ name: `${label(runs[i]!)} V (right)`, x: av.map((_, j) => j + 1), y: roundAll(av, 4), dashed: true, color: i });
       const sv = findArr(r, P.svTuned);
-      if (sv) svSeries.push({ name: label(runs[i]!), x: sv.map((_, j) => j + 1), y: roundAll(sv, 5) });
+      if (sv) svSeries.push({ name: label(runs[i]!), x: sv.map((_, j) => j + 1), y: roundAll(sv, 5), color: i });
       if (t.layer !== null && t.kind) {
         const m = byKindLayer.get(t.kind) ?? new Map();
         const e = m.get(t.layer) ?? { max: runs.map(() => null), nss: runs.map(() => null) };
