@@ -111,16 +111,19 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   const history: number[] = [];
   let best: { sigma: Float64Array; W: Mat64; X: Mat64; Y: Mat64; res: number; bound: number } | null = null;
   const f64 = { threads };
+  const Ybuf = new Float64Array(L * l), Zbuf = new Float64Array(s * l);
   for (;;) {
     iterations++;
     const Y32 = await fwd(to32(X));                                // L×l fp32
-    const Y = toMat64(Y32);
+    Ybuf.set(Y32.data);                                             // widen into a reused buffer
+    const Y: Mat64 = { rows: L, cols: l, data: Ybuf };
     const G = await matmul64Fast(Y, Y, { transA: true, threads }); // l×l = Xᵀ AᵀA X
     const eig = symmetricEigen(G);
     const sigma = Float64Array.from(eig.values, (x) => Math.sqrt(Math.max(0, x)));
     if (!Number.isFinite(G.data.reduce((a, x) => a + x, 0))) throw new RangeError('topKSVD: matrix has NaN or Inf entries');
     const Wm = eig.vectors;                                         // l×l
-    const Z = toMat64(await bwd(Y32));                              // s×l = AᵀA X
+    Zbuf.set((await bwd(Y32)).data);
+    const Z: Mat64 = { rows: s, cols: l, data: Zbuf };              // s×l = AᵀA X
     const ZW = await matmul64Fast(Z, Wm, f64);
     const XW = await matmul64Fast(X, Wm, f64);
     // Residuals of the first min(k+1, l) Ritz triplets.
