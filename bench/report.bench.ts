@@ -156,7 +156,9 @@ export default async function bench(): Promise<void> {
     process.stdout.write(`layer change → redrawn: ${med(rep.map((t) => t.layerChangeMs))} ms\n`);
     process.stdout.write(`target: interactive in < 3000 ms: ${rReady < 3000 ? 'met' : 'NOT met'}\n`);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    // RLVR_BENCH_REPORT_KEEP=1 keeps the analysis folder and report to look at.
+    if (process.env.RLVR_BENCH_REPORT_KEEP === '1') process.stdout.write(`kept: ${dir}/report.html\n`);
+    else fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

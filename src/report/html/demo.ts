@@ -147,7 +147,9 @@ export async function interventionOverlap(iv: NonNullable<DemoSet['intervention'
     const pn = parseTensorName(name);
     return {
       name, layer: pn.layer, kind: pn.kind,
-      intervened: pn.layer !== null && iv.layers.includes(pn.layer) && (pn.kind === 'q' || pn.kind === 'k' || pn.kind === 'v' || pn.kind === 'o'),
+      // Rotation touches V and O; a head permutation moves q, k, v and o.
+      intervened: pn.layer !== null && ((iv.rotated.includes(pn.layer) && (pn.kind === 'v' || pn.kind === 'o')) ||
+        (iv.permuted.includes(pn.layer) && (pn.kind === 'q' || pn.kind === 'k' || pn.kind === 'v' || pn.kind === 'o'))),
       numel: n, densityIntervenedRun: p, densityReferenceRun: q,
       intersection: a.andCount(o), union: a.orCount(o), bernoulliIntersection: n * p * q, bernoulliUnion: n * (p + q - p * q),
       jaccard: jaccardOf(a, o), bernoulli: bernoulliJaccard(p, q),
