@@ -45,4 +45,5 @@ export async function writeReport(dir: string, opts: WriteReportOptions = {}): P
 }
 
 export type { ReportData } from './model.js';
-export { MapsCollector, DEFAULT_MAPS, mapSide, poolMask, type MapsOptions } from './maps.js';
+export { MapsCollector, DEFAULT_MAPS, mapSide, poolMask, type MapsOptions, type MapsDocument } from './maps.js';
+export { runDemo, defaultDemoSet, labDemoSet, localityDemoSet, interventionOverlap, type DemoSet, type DemoOptions, type DemoResult } from './demo.js';
