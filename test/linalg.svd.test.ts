@@ -234,3 +234,33 @@ test('pure-TS fallback (RLVR_LINALG=js) meets the same contract', async () => {
     if (prev === undefined) delete process.env['RLVR_LINALG']; else process.env['RLVR_LINALG'] = prev;
   }
 });
+
+test('principalAnglesFast agrees with the Jacobi-based principalAngles (tiny to large, identical, unequal k)', async () => {
+  const { principalAnglesFast } = await import('../src/linalg/index.js');
+  const rng = new Rng(18);
+  const n = 300, k = 10;
+  const Q = orthonormal(n, 2 * k, rng);
+  const a = sliceCols(Q, 0, k);
+  // b: each column i rotated by φ_i towards column k+i (φ from 1e-4° to 80°).
+  const phis = [1e-4, 1e-3, 0.01, 0.1, 0.5, 2, 10, 30, 60, 80];
+  const b = mat64(n, k);
+  for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) {
+    const r = (phis[j]! * Math.PI) / 180;
+    b.data[i * k + j] = Math.cos(r) * Q.data[i * 2 * k + j]! + Math.sin(r) * Q.data[i * 2 * k + k + j]!;
+  }
+  const slow = principalAngles(a, b), fast = await principalAnglesFast(a, b);
+  for (let i = 0; i < k; i++) {
+    assert.ok(Math.abs(slow[i]! - phis[i]!) < 1e-9 * Math.max(1, phis[i]!), `slow ${i}`);
+    assert.ok(Math.abs(fast[i]! - phis[i]!) < 1e-6, `fast ${i}: ${fast[i]} vs ${phis[i]}`);
+  }
+  for (const x of await principalAnglesFast(a, a)) assert.ok(x < 1e-6);
+  assert.equal((await principalAnglesFast(a, sliceCols(b, 0, 4))).length, 4);
+  // All-tiny case keeps relative accuracy (the Gram error is relative to ‖M‖²).
+  const tiny = mat64(n, k);
+  for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) {
+    const r = (1e-5 * (j + 1) * Math.PI) / 180;
+    tiny.data[i * k + j] = Math.cos(r) * Q.data[i * 2 * k + j]! + Math.sin(r) * Q.data[i * 2 * k + k + j]!;
+  }
+  const t = await principalAnglesFast(a, tiny);
+  for (let j = 0; j < k; j++) assert.ok(Math.abs(t[j]! - 1e-5 * (j + 1)) < 1e-3 * 1e-5 * (j + 1), `tiny ${j}: ${t[j]}`);
+});

@@ -44,6 +44,9 @@
  *   principalAngles(A: Mat64, B: Mat64): Float64Array   degrees, ascending, min(kA,kB) angles,
  *       between the column spaces of orthonormal A and B (n×k each); sines for small angles,
  *       cosines for large, fp64. For U: principalAngles(svd0.U, svd1.U); for V likewise.
+ *       Pure JS (Jacobi SVD of the n×k residual): ~0.3 s at n = 8960, k = 64 — the reference.
+ *   principalAnglesFast(A, B, { threads? }): Promise<Float64Array>   same answer (to ~1e-6°)
+ *       via ORT dgemm + k×k Gram eigenvalues, ~100× faster: USE THIS in probes over real models.
  *
  * Helpers: mat, mat64, toMat64, toMat32, transpose, sliceCols, hcat64, identity64, randn,
  *   randn64 (seeded Rng), subtract, frobeniusNorm, reconstruct(U, S, V, k) (rank-k, fp64).
@@ -65,4 +68,4 @@ export type { TopKSVD, TopKSVDOptions } from './svd-randomized.js';
 export { topKSVD } from './svd-randomized.js';
 export type { LinearOperator, SpectralNormOptions, SpectralNormResult } from './norms.js';
 export { spectralNorm, matOperator, differenceOperator } from './norms.js';
-export { principalAngles } from './angles.js';
+export { principalAngles, principalAnglesFast } from './angles.js';
