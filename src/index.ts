@@ -27,3 +27,4 @@ export * from './probes/dynamics.js';
 export * from './probes/changerate.js';
 export * as figures from './report/figures/index.js';
 export * from './report/html/index.js';
+export * from './probes/principal.js';
