@@ -212,3 +212,29 @@ test('spectrum and principal views: claims pooled by changed counts, curves per 
   const bars = data.sections.find((x) => x.id === 'principal')!.blocks[0]!;
   assert.ok(bars.type === 'figure' && bars.bind === 'run' && bars.figures['rl-a']!.type === 'bar');
 });
+
+test('principal view reads overlap counts (entries, reference, changed, overlap, magnitudeMatched) and pools them exactly', () => {
+  const d = tempDir('rlvr-report-counts-');
+  const c = (entries: number, reference: number, changed: number, overlap: number, magnitudeMatched: number): object => ({ entries, reference, changed, overlap, magnitudeMatched });
+  fs.writeFileSync(path.join(d, 'principal.json'), JSON.stringify({ tool: 'rlvr-lens', version: '0.1.0', schema: 1, kind: 'principal',
+    params: { k: 4, alpha: 0.5 }, inputs: { tuned: [{ spec: 'x/rl' }] },
+    tensors: [
+      { name: 'model.layers.0.mlp.up_proj.weight', layer: 0, kind: 'up', shape: [8, 8], results: [{ princ: c(64, 32, 10, 3, 4), low: c(64, 32, 10, 7, 6), princNotLow: c(64, 20, 10, 1, 2) }] },
+      { name: 'model.layers.1.mlp.up_proj.weight', layer: 1, kind: 'up', shape: [8, 16], results: [{ princ: c(128, 64, 30, 12, 13), low: c(128, 64, 30, 20, 18), princNotLow: c(128, 40, 30, 5, 6) }] },
+    ] }));
+  const data = buildReportData(loadAnalysis(d));
+  const t = data.summary.claims.find((x) => x.id === 'off-principal')!.table!;
+  const row = t.rows[0]!;
+  assert.equal(row[col(t, 'obs')], (3 + 12) / 40);
+  assert.equal(row[col(t, 'rand')], 0.5);
+  assert.equal(row[col(t, 'mm')], (4 + 13) / 40);
+  const low = data.summary.claims.find((x) => x.id === 'low-magnitude')!.table!;
+  assert.equal(low.rows[0]![col(low, 'obs')], (7 + 20) / 40);
+  const bars = data.sections.find((x) => x.id === 'principal')!.blocks[0]!;
+  assert.ok(bars.type === 'figure');
+  const f = bars.figures['rl']!;
+  assert.ok(f.type === 'bar');
+  if (f.type === 'bar') assert.deepEqual(f.series.find((s) => s.name === 'M_princ ∧ ¬M_low')!.values, [0.1, round4(5 / 30)]);
+});
+
+function round4(x: number): number { return Number(x.toPrecision(4)); }

@@ -124,6 +124,27 @@ export function buildSpectrum(doc: Obj, ctx: ReportContext): Section {
 // Principal and low-magnitude weights
 // -------------------------------------------------------------------------------------------
 
+/**
+ * Overlap counts (the principal probe's OverlapCounts: entries, reference, changed, overlap,
+ * magnitudeMatched) under some prefix of a flattened record, classified by the prefix:
+ * princ ∧ ¬low, low, or princ. Counts pool exactly: Σ overlap / Σ changed.
+ */
+interface Counts { obs: number | null; rand: number; mm: number | null; w: number }
+function countGroups(r: Record<string, Json>): Partial<Record<'princ' | 'low' | 'pnl', Counts>> {
+  const out: Partial<Record<'princ' | 'low' | 'pnl', Counts>> = {};
+  for (const k of Object.keys(r)) {
+    if (!k.endsWith('.overlap')) continue;
+    const pre = k.slice(0, -'.overlap'.length);
+    const n = r[`${pre}.entries`], ch = r[`${pre}.changed`], ref = r[`${pre}.reference`], ov = r[k], mm = r[`${pre}.magnitudematched`];
+    if (typeof n !== 'number' || typeof ch !== 'number' || typeof ref !== 'number' || typeof ov !== 'number') continue;
+    const last = pre.split('.').pop()!;
+    const which = /princ/.test(last) && /low/.test(last) ? 'pnl' : /low/.test(last) ? 'low' : /princ/.test(last) ? 'princ' : null;
+    if (!which || out[which]) continue;
+    out[which] = { obs: ch > 0 ? ov / ch : null, rand: n > 0 ? ref / n : 0, mm: typeof mm === 'number' && ch > 0 ? mm / ch : null, w: ch };
+  }
+  return out;
+}
+
 interface Pool { w: number; obs: number; rand: number; mm: number; wMm: number; low: number; lowRand: number; pnl: number; pnlRand: number; wLow: number; wPnl: number }
 const emptyPool = (): Pool => ({ w: 0, obs: 0, rand: 0, mm: 0, wMm: 0, low: 0, lowRand: 0, pnl: 0, pnlRand: 0, wLow: 0, wPnl: 0 });
 
@@ -144,14 +165,24 @@ export function buildPrincipal(doc: Obj, ctx: ReportContext): Section {
     ctx.tensor(t.name, t.shape);
     t.perRun.forEach((r, i) => {
       if (!r || !runs[i]) return;
-      const obs = metric(t, r, P.princ), mm = metric(t, r, P.princMM), rand = metric(t, r, P.princRand) ?? alpha;
-      const low = metric(t, r, P.low), lowRand = metric(t, r, P.lowRand) ?? alpha;
-      const pnl = metric(t, r, P.pnl), pnlRand = metric(t, r, P.pnlRand);
-      ctx.metric(runs[i]!, 'tensor', t.name, { ovPrinc: round(obs, 4), ovPrincMM: round(mm, 4), ovLow: round(low, 4) });
-      // Pool as Σ|M•∩M| / Σ|M|: weight each tensor by its number of changed entries.
-      let w = findNum(r, P.changed);
-      if (w === null) { const d = findNum(r, P.updDensity); const n = t.shape.reduce((a, b) => a * b, 1); w = d !== null && n > 0 ? d * n : null; }
+      const cg = countGroups(r);
+      let obs: number | null, mm: number | null, rand: number, low: number | null, lowRand: number, pnl: number | null, pnlRand: number | null;
+      let w: number | null;
+      if (cg.princ) {
+        // Counts: exact pooling.
+        ({ obs, mm, rand, w } = cg.princ);
+        low = cg.low?.obs ?? null; lowRand = cg.low?.rand ?? alpha;
+        pnl = cg.pnl?.obs ?? null; pnlRand = cg.pnl?.rand ?? null;
+      } else {
+        obs = metric(t, r, P.princ); mm = metric(t, r, P.princMM); rand = metric(t, r, P.princRand) ?? alpha;
+        low = metric(t, r, P.low); lowRand = metric(t, r, P.lowRand) ?? alpha;
+        pnl = metric(t, r, P.pnl); pnlRand = metric(t, r, P.pnlRand);
+        // Pool as Σ|M•∩M| / Σ|M|: weight each tensor by its number of changed entries.
+        w = findNum(r, P.changed);
+        if (w === null) { const d = findNum(r, P.updDensity); const n = t.shape.reduce((a, b) => a * b, 1); w = d !== null && n > 0 ? d * n : null; }
+      }
       if (w === null) { weighted = false; w = 1; }
+      ctx.metric(runs[i]!, 'tensor', t.name, { ovPrinc: round(obs, 4), ovPrincMM: round(mm, 4), ovLow: round(low, 4) });
       const add = (p: Pool): void => {
         if (obs !== null) { p.w += w!; p.obs += w! * obs; p.rand += w! * rand; }
         if (mm !== null) { p.wMm += w!; p.mm += w! * mm; }
