@@ -444,14 +444,16 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
       }
     };
 
+    const ctx = { scratch: createScratch(cfg), base, tuned, cfg };
     if (threads <= 1 || tasks.length <= 1) {
-      const ctx = { scratch: createScratch(cfg), base, tuned, cfg };
       tasks.forEach((t, i) => onResult(i, compareRange(ctx, t)));
     } else {
+      // the main thread works too: threads − 1 workers
       await runOrdered<RangeTask, RangeResult>(tasks, {
         worker: workerUrl('../run/sparsity-worker', import.meta.url),
         workerData: { base: base.root, tuned: tuned.map((t) => t.root), cfg },
         threads,
+        local: (t) => compareRange(ctx, t),
         onResult,
       });
     }

@@ -6,7 +6,8 @@
  * order whatever order they finish in, and keeps at most `window` tasks in flight past the
  * next one to deliver, so buffered results (e.g. masks) stay bounded. Reductions done in
  * `onResult` therefore happen in a fixed order: outputs do not depend on `threads`.
- * With threads ≤ 1 the caller should run tasks in-process instead (no worker start-up).
+ * With threads ≤ 1 the caller should run tasks in-process instead (no worker start-up);
+ * `local` lets the calling thread take tasks too.
  *
  * A worker error reaches the caller as the same RlvrError (file, code, exit code), so bad
  * input inside a worker is still one clean line.
@@ -32,20 +33,30 @@ export function workerUrl(stem: string, importMetaUrl: string): URL {
 interface TaskMsg<T> { id: number; task: T }
 interface ResultMsg<R> { id: number; result?: R; error?: { message: string; file?: string; code?: string; exitCode?: number; stack?: string } }
 
-export interface PoolOptions<R> {
+export interface PoolOptions<T, R> {
   worker: URL;
   workerData: unknown;
+  /** Total threads, the calling thread included when `local` is given. */
   threads: number;
   /** Max tasks dispatched beyond the next undelivered one (default 4 × threads). */
   window?: number;
+  /**
+   * Runs a task on the calling thread. When given, the calling thread works as one of the
+   * `threads` (one task per event-loop turn, so worker messages keep flowing) and one worker
+   * fewer is started: with 2 cores, one worker + the main thread instead of two workers.
+   */
+  local?: (task: T) => R;
   onResult(index: number, result: R): void;
 }
 
-export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<R>): Promise<void> {
+export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>): Promise<void> {
   if (tasks.length === 0) return;
-  const n = Math.max(1, Math.min(o.threads, tasks.length));
-  const window = Math.max(n, o.window ?? 4 * n);
-  const workers: Worker[] = [];
+  const total = Math.max(1, Math.min(o.threads, tasks.length));
+  const nWorkers = o.local ? total - 1 : total;
+  const window = Math.max(total, o.window ?? 4 * total);
+  // Each worker holds up to 2 tasks (one running, one queued), so it never waits for the
+  // main thread to hand it the next one (the main thread may be busy with a local task).
+  const workers: (Worker & { inflight?: number })[] = [];
   const pending = new Map<number, R>();
   let next = 0, deliver = 0, failed: unknown = null;
   return new Promise<void>((resolve, reject) => {
@@ -55,18 +66,40 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<R>): 
       for (const w of workers) void w.terminate();
       if (err) reject(err); else resolve();
     };
-    const feed = (w: Worker): void => {
-      if (failed !== null) return;
-      if (next < tasks.length && next < deliver + window) {
+    const canDispatch = (): boolean => failed === null && next < tasks.length && next < deliver + window;
+    const feed = (w: Worker & { inflight?: number }): void => {
+      while ((w.inflight ?? 0) < 2 && canDispatch()) {
         const id = next++;
-        (w as Worker & { busy?: boolean }).busy = true;
+        w.inflight = (w.inflight ?? 0) + 1;
         w.postMessage({ id, task: tasks[id] } satisfies TaskMsg<T>);
-      } else {
-        (w as Worker & { busy?: boolean }).busy = false;
       }
     };
-    for (let k = 0; k < n; k++) {
-      const w = spawn(o.worker, o.workerData);
+    /** Stores a result and delivers every result that is now in order. */
+    const accept = (id: number, r: R): boolean => {
+      pending.set(id, r);
+      try {
+        while (pending.has(deliver)) {
+          const x = pending.get(deliver)!;
+          pending.delete(deliver);
+          o.onResult(deliver, x);
+          deliver++;
+        }
+      } catch (err) { finish(err); return false; }
+      if (deliver === tasks.length) { finish(null); return false; }
+      for (const w of workers) feed(w); // the window may have opened
+      return true;
+    };
+    let localIdle = true;
+    const localStep = (): void => {
+      localIdle = false;
+      if (!canDispatch()) { localIdle = true; return; }
+      const id = next++;
+      let r: R;
+      try { r = o.local!(tasks[id]!); } catch (err) { finish(err); return; }
+      if (accept(id, r)) setImmediate(localStep);
+    };
+    for (let k = 0; k < nWorkers; k++) {
+      const w: Worker & { inflight?: number } = spawn(o.worker, o.workerData);
       workers.push(w);
       w.on('message', (m: ResultMsg<R>) => {
         if (m.error) {
@@ -76,24 +109,17 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<R>): 
           finish(err);
           return;
         }
-        pending.set(m.id, m.result as R);
-        try {
-          while (pending.has(deliver)) {
-            const r = pending.get(deliver)!;
-            pending.delete(deliver);
-            o.onResult(deliver, r);
-            deliver++;
-          }
-        } catch (err) { finish(err); return; }
-        if (deliver === tasks.length) { finish(null); return; }
-        feed(w);
-        // delivering may have opened the window for idle workers
-        for (const other of workers) if (other !== w && !(other as Worker & { busy?: boolean }).busy) feed(other);
+        w.inflight = (w.inflight ?? 1) - 1;
+        if (accept(m.id, m.result as R)) {
+          feed(w);
+          if (o.local && localIdle) setImmediate(localStep);
+        }
       });
       w.on('error', (err) => finish(err));
       w.on('exit', (code) => { if (code !== 0 && failed === null) finish(new Error(`worker exited with code ${code}`)); });
       feed(w);
     }
+    if (o.local) setImmediate(localStep);
   });
 }
 
@@ -110,7 +136,9 @@ function spawn(url: URL, data: unknown): Worker {
     const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
     return new Worker(code, { eval: true, workerData: data });
   }
-  return new Worker(fileURLToPath(url), { workerData: data });
+  // workers inherit the parent's flags; --input-type (from `node -e`) is rejected there
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+  return new Worker(fileURLToPath(url), { workerData: data, execArgv });
 }
 
 /**
