@@ -240,13 +240,31 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   })));
   const { writeReport } = await import('./index.js');
   const rep = await writeReport(o.out, { title: `rlvr-lens demo: ${set.tuned.map((t) => t.label).join(', ')}` });
-  const summary: string[] = [];
-  const t1 = rep.data.summary.table1;
-  if (t1) for (const r of t1.rows) summary.push(`  ${String(r[0]).padEnd(18)} ${String(r[1]).padEnd(4)} sparsity ${(Number(r[2]) * 100).toFixed(2)}%`);
-  const cons = rep.data.summary.claims.find((c) => c.id === 'consistent');
-  const all = cons?.table?.rows[0];
-  if (all) summary.push(`  cross-run Jaccard (RL runs) ${Number(all[2]).toFixed(3)} vs Bernoulli baseline ${Number(all[3]).toFixed(3)} (×${Number(all[4]).toFixed(2)})`);
-  return { out: o.out, report: rep.path, reportBytes: rep.bytes, set, summary };
+  return { out: o.out, report: rep.path, reportBytes: rep.bytes, set, summary: summaryLines(rep.data) };
+}
+
+/** A few terminal lines in the paper's terms, from the report's own summary tables. */
+export function summaryLines(data: import('./model.js').ReportData): string[] {
+  const out: string[] = [];
+  const colOf = (t: import('./model.js').TableBlock, key: string): number => t.columns.findIndex((c) => c.key === key);
+  const pct = (x: unknown): string => (typeof x === 'number' ? `${(x * 100).toFixed(2)}%` : '—');
+  const n3 = (x: unknown): string => (typeof x === 'number' ? x.toFixed(3) : '—');
+  const t1 = data.summary.table1;
+  if (t1) for (const r of t1.rows) out.push(`  ${String(r[0]).padEnd(18)} ${String(r[1]).padEnd(5)} sparsity ${pct(r[colOf(t1, 'sparsity')])}`);
+  for (const c of data.summary.claims) {
+    const t = c.table;
+    if (!c.available || !t || !t.rows.length) continue;
+    if (c.id === 'consistent') {
+      const r = t.rows[0]!;
+      out.push(`  consistent across runs: Jaccard ${n3(r[colOf(t, 'jaccard')])} vs Bernoulli ${n3(r[colOf(t, 'bernoulli')])}, magnitude-matched ${n3(r[colOf(t, 'magnitude')])}`);
+    } else if (c.id === 'off-principal' || c.id === 'low-magnitude') {
+      const what = c.id === 'off-principal' ? 'overlap with M_princ' : 'overlap with M_low';
+      out.push(`  ${what}: ${t.rows.map((r) => `${String(r[0])} ${n3(r[colOf(t, 'obs')])}`).join(', ')} (random ${n3(t.rows[0]![colOf(t, 'rand')])})`);
+    } else if (c.id === 'spectrum-preserving') {
+      out.push(`  mean max principal angle: ${t.rows.map((r) => `${String(r[0])} ${typeof r[colOf(t, 'meanMax')] === 'number' ? (r[colOf(t, 'meanMax')] as number).toFixed(2) + '°' : '—'}`).join(', ')}`);
+    }
+  }
+  return out;
 }
 
 export { runLabel };
