@@ -109,3 +109,37 @@ test('KV-cached decoding gives bitwise the same fp32 logits as the full forward'
     }
   }
 });
+
+test('adapters: PiSSA/MiLoRA start at W0; dA = s·Bᵀ·dW and dB = s·dW·Aᵀ match finite differences', async () => {
+  const { AdapterSet } = await import('../src/lab/adapters.js');
+  for (const kind of ['lora', 'pissa', 'milora'] as const) {
+    const p = initParams(C, 8);
+    const w0 = p.get('model.layers.1.mlp.down_proj.weight')!.slice();
+    const ad = new AdapterSet(C, p, { kind, rank: 2 }, 3);
+    if (kind === 'lora') {
+      // B = 0 at init: W stays W0 exactly; perturb B so the gradient of A is non-trivial
+      for (const [k, v] of ad.params) if (k.endsWith('lora_B')) for (let i = 0; i < v.length; i++) v[i] = 0.01 * (i % 7 - 3);
+    }
+    ad.materialize(p);
+    const w = p.get('model.layers.1.mlp.down_proj.weight')!;
+    if (kind !== 'lora') for (let i = 0; i < w.length; i++) assert.ok(Math.abs(w[i]! - w0[i]!) < 1e-5, `${kind} starts at W0`);
+    // loss = Σ G ⊙ W with a fixed G: dW = G
+    const rng = new Rng(1);
+    const G = zerosLike(p);
+    for (const g of G.values()) rng.fillNormal(g);
+    const lossOf = (): number => { ad.materialize(p); let s = 0; for (const [k, g] of G) { const x = p.get(k)!; for (let i = 0; i < g.length; i++) s += g[i]! * x[i]!; } return s; };
+    const ag = zerosLike(ad.params);
+    ad.gradients(G, ag);
+    for (const name of ['model.layers.0.self_attn.k_proj.weight.lora_A', 'model.layers.1.mlp.down_proj.weight.lora_B']) {
+      const a = ad.params.get(name)!;
+      for (const i of [0, a.length - 1]) {
+        const old = a[i]!, h = 1e-2;
+        a[i] = old + h; const lp = lossOf();
+        a[i] = old - h; const lm = lossOf();
+        a[i] = old;
+        const num = (lp - lm) / (2 * h);
+        assert.ok(Math.abs(num - ag.get(name)![i]!) < 2e-3 * (1 + Math.abs(num)), `${kind} ${name}[${i}]: ${ag.get(name)![i]} vs ${num}`);
+      }
+    }
+  }
+});

@@ -18,6 +18,7 @@ import { Rng } from '../util/random.js';
 import { evaluate } from './generate.js';
 import { type Arr, Decoder, type LabModelConfig, type Params, backward, forward, zerosLike } from './model.js';
 import { AdamW, ADAMW_DEFAULTS } from './optim.js';
+import { AdapterSet, type AdapterSpec } from './adapters.js';
 import { round } from './sft.js';
 import { EOS, type Problem, checkAnswer } from './tasks.js';
 
@@ -47,6 +48,8 @@ export interface RlOptions {
   evalProblems: Problem[];
   /** Per-tensor trainable masks (1 = trainable), for sparse RL. */
   masks?: Map<string, Uint8Array>;
+  /** Train low-rank adapters instead of the full weights. */
+  adapter?: AdapterSpec;
   log?: (rec: Record<string, unknown>) => void;
   onStep?: (step: number, p: Params) => void;
 }
@@ -201,8 +204,13 @@ function klToBase(c: LabModelConfig, base: Params, samples: readonly Sample[], G
 /** Runs RLVR in place on `p` (the fp32 master weights); `ref` is the frozen base. */
 export function trainRl(c: LabModelConfig, p: Params, ref: Params, prompts: Problem[], o: RlOptions): void {
   const rng = new Rng(o.seed);
-  const opt = new AdamW(p, { ...ADAMW_DEFAULTS, lr: o.lr, weightDecay: o.weightDecay }, o.masks ?? null);
+  const adapters = o.adapter ? new AdapterSet(c, p, o.adapter, o.seed + 1) : null;
+  if (adapters) adapters.materialize(p);
+  const opt = adapters
+    ? new AdamW(adapters.params, { ...ADAMW_DEFAULTS, lr: o.lr, weightDecay: 0 })
+    : new AdamW(p, { ...ADAMW_DEFAULTS, lr: o.lr, weightDecay: o.weightDecay }, o.masks ?? null);
   const grads = zerosLike(p);
+  const adapterGrads = adapters ? zerosLike(adapters.params) : null;
   const V = c.vocabSize, G = o.groupSize;
   let order = rng.permutation(prompts.length), cursor = 0;
   for (let step = 0; step < o.steps; step++) {
@@ -271,7 +279,11 @@ export function trainRl(c: LabModelConfig, p: Params, ref: Params, prompts: Prob
       }
       for (const g of grads.values()) g.fill(0);
       backward(c, p, fc, dlogits, grads);
-      gnSum += opt.step(grads, o.lr);
+      if (adapters) {
+        adapters.gradients(grads, adapterGrads!);
+        gnSum += opt.step(adapterGrads!, o.lr);
+        adapters.materialize(p);
+      } else gnSum += opt.step(grads, o.lr);
       lossSum += pl.loss; clipSum += pl.clipFrac; updates++;
     }
     rec.updates = updates;

@@ -10,9 +10,11 @@ import { RlvrError } from '../errors.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { writeFileAtomic } from '../io/writer.js';
 import { intervene } from '../interventions/intervene.js';
+import { toJson } from '../report/output.js';
 import { Rng } from '../util/random.js';
 import { cloneParams, loadLabCheckpoint, saveLabCheckpoint, type SaveDType } from './io.js';
 import { type LabModelConfig, type Params, initParams } from './model.js';
+import type { AdapterSpec } from './adapters.js';
 import { type RlAlgo, type LossAgg, rlPreset, trainRl } from './rl.js';
 import { trainSupervised } from './sft.js';
 import { type Example, makeExample, maxAnswerTokens, mixture, promptSet, sampleFromMixture } from './tasks.js';
@@ -40,6 +42,8 @@ export interface RlSpec {
   /** A mask file (safetensors, BOOL/U8 per tensor, 1 = trainable) for sparse RL. */
   maskFile?: string;
   klEvery?: number;
+  /** Low-rank adapter training (LoRA / PiSSA / MiLoRA); the saved checkpoint is merged. */
+  adapter?: AdapterSpec;
 }
 export interface InterveneSpec {
   kind: 'intervene'; name: string; from: string; seed: number; rotateLayers?: string; permuteLayers?: string;
@@ -79,10 +83,10 @@ export function readMaskFile(file: string, params: Params): Map<string, Uint8Arr
 }
 
 /** Executes one run into `<root>/<spec.name>`; returns the folder. */
-export function executeRun(root: string, spec: RunSpec): string {
+export function executeRun(root: string, spec: RunSpec, progress?: (name: string, rec: Record<string, unknown>) => void): string {
   const dir = path.join(root, spec.name);
   const lines: string[] = [];
-  const log = (rec: Record<string, unknown>): void => { lines.push(JSON.stringify(rec)); };
+  const log = (rec: Record<string, unknown>): void => { lines.push(JSON.stringify(rec)); progress?.(spec.name, rec); };
   const meta = (extra: Record<string, string> = {}): Record<string, string> => ({ 'rlvr_lens.lab_run': spec.name, ...extra });
   switch (spec.kind) {
     case 'pretrain': {
@@ -135,6 +139,7 @@ export function executeRun(root: string, spec: RunSpec): string {
         lr: spec.lr, weightDecay: spec.weightDecay ?? 0.01, maxNew: maxNewFor(spec.mixture), seed: spec.seed,
         klEvery: spec.klEvery ?? 1, evalEvery: Math.max(1, Math.floor(spec.steps / 4)), evalProblems: ev,
         ...(masks ? { masks } : {}),
+        ...(spec.adapter ? { adapter: spec.adapter } : {}),
         log,
         onStep: (step, params) => {
           if (every > 0 && step % every === 0 && step < spec.steps) {
@@ -153,6 +158,14 @@ export function executeRun(root: string, spec: RunSpec): string {
         ...(spec.rotateLayers ? { rotateLayers: spec.rotateLayers } : {}),
         ...(spec.permuteLayers ? { permuteLayers: spec.permuteLayers } : {}),
       });
+      // intervention.json records the base as given (an absolute path here); record the
+      // parent run's name instead, so the folder is the same wherever it is regenerated.
+      const rec = path.join(tmp, 'rlvr_lens', 'intervention.json');
+      if (fs.existsSync(rec)) {
+        const doc = JSON.parse(fs.readFileSync(rec, 'utf8')) as Record<string, unknown>;
+        doc.base = spec.from;
+        writeFileAtomic(rec, toJson(doc));
+      }
       fs.mkdirSync(dir, { recursive: true });
       for (const f of fs.readdirSync(tmp)) fs.renameSync(path.join(tmp, f), path.join(dir, f));
       fs.rmSync(tmp, { recursive: true, force: true });

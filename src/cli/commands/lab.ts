@@ -39,7 +39,7 @@ function runOne(spec: RlSpec | SftSpec, out: string, force: boolean): void {
     if (!force) throw new UsageError(`${out} exists (use --force to replace it)`);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  executeRun(path.dirname(dir), { ...spec, name: path.basename(dir) });
+  executeRun(path.dirname(dir), { ...spec, name: path.basename(dir) }, (name, rec) => process.stderr.write(`${name}: ${JSON.stringify(rec)}\n`));
 }
 
 export function register(program: Command): void {
