@@ -7,7 +7,9 @@
  *     views (target ≤ 1.0×; skipped with a message when python3 + numpy are absent);
  *   - peak RSS of the probe at two model sizes (it must not grow with the model).
  * Timings are the minimum of RLVR_BENCH_REPEAT (default 3) runs after a warm-up; the spread
- * (max/min − 1) is printed as the noise estimate.
+ * (max/min − 1) is printed as the noise estimate. CPU time (user + system of the child, from
+ * /proc on Linux) is printed too: on a shared, loaded machine wall time mostly measures the
+ * scheduler, while the CPU-time ratio still says how much work the probe adds over reading.
  *
  * Env: RLVR_BENCH_SCALE (default 1 = full size, ~7.1 GB for the pair; the second RSS size
  * is scale/4), RLVR_BENCH_CACHE (model cache folder, default $TMPDIR/rlvr-lens-bench; models
@@ -25,17 +27,29 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
 const cliMain = path.join(here, '..', 'src', 'cli', isTs ? 'main.ts' : 'main.js');
 
-function secondsOf(fn: () => void): number {
-  const t = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t) / 1e9;
+/** CPU seconds (user + system) of waited-for children, from /proc (Linux); NaN elsewhere. */
+function childrenCpu(): number {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, USER_HZ = 100
+  } catch { return NaN; }
 }
 
-function repeat(n: number, fn: () => void): { min: number; max: number } {
+interface Timing { min: number; max: number; cpu: number }
+
+/** Min and max wall time of n runs after a warm-up, and the min CPU time (user + sys). */
+function repeat(n: number, fn: () => void): Timing {
   fn(); // warm-up (page cache, JIT caches)
-  const ts: number[] = [];
-  for (let i = 0; i < n; i++) ts.push(secondsOf(fn));
-  return { min: Math.min(...ts), max: Math.max(...ts) };
+  const ts: number[] = [], cs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const c0 = childrenCpu();
+    const t = process.hrtime.bigint();
+    fn();
+    ts.push(Number(process.hrtime.bigint() - t) / 1e9);
+    cs.push(childrenCpu() - c0);
+  }
+  return { min: Math.min(...ts), max: Math.max(...ts), cpu: Math.min(...cs) };
 }
 
 function must(r: ReturnType<typeof spawnSync>, what: string): void {
@@ -89,16 +103,18 @@ export default async function sparsityBench(): Promise<void> {
   let rssBig = 0;
   const probe = repeat(repeats, () => { rssBig = Math.max(rssBig, runProbe(big.base, big.tuned, threads)); });
   const probe1 = threads > 1 ? repeat(repeats, () => { runProbe(big.base, big.tuned, 1); }) : probe;
-  const spread = (t: { min: number; max: number }): string => `±${(((t.max / t.min) - 1) * 100).toFixed(0)}%`;
-  const line = (what: string, t: { min: number; max: number }, extra = ''): string => `  ${what.padEnd(44)} ${t.min.toFixed(3).padStart(8)} s  (spread ${spread(t)})${extra}\n`;
+  const spread = (t: Timing): string => `+${(((t.max / t.min) - 1) * 100).toFixed(0)}%`;
+  const line = (what: string, t: Timing, extra = ''): string =>
+    `  ${what.padEnd(42)} wall ${t.min.toFixed(2).padStart(6)} s (max ${spread(t)})  cpu ${t.cpu.toFixed(2).padStart(5)} s${extra}\n`;
+  const ratio = (a: Timing, b: Timing): string => `wall ×${(a.min / b.min).toFixed(2)}, cpu ×${(a.cpu / b.cpu).toFixed(2)}`;
   process.stdout.write(line('cat BASE TUNED > /dev/null (page cache)', cat));
-  process.stdout.write(line(`rlvr-lens sparsity, ${threads} thread(s)`, probe, `  ratio ${(probe.min / cat.min).toFixed(2)} vs cat (target ≤ 1.3)`));
-  if (threads > 1) process.stdout.write(line('rlvr-lens sparsity, 1 thread', probe1, `  ratio ${(probe1.min / cat.min).toFixed(2)} vs cat`));
+  process.stdout.write(line(`rlvr-lens sparsity, ${threads} thread(s)`, probe, `  vs cat: ${ratio(probe, cat)} (target ≤ 1.3)`));
+  if (threads > 1) process.stdout.write(line('rlvr-lens sparsity, 1 thread', probe1, `  vs cat: ${ratio(probe1, cat)}`));
   if (hasNumpy()) {
     const script = path.join(here, '..', '..', 'bench', 'sparsity_baseline.py');
     const py = fs.existsSync(script) ? script : path.join(here, 'sparsity_baseline.py');
     const np = repeat(repeats, () => must(spawnSync('python3', [py, big.base, big.tuned], { encoding: 'utf8' }), 'numpy baseline'));
-    process.stdout.write(line('numpy baseline (chunked a != b on uint16)', np, `  ratio ${(probe.min / np.min).toFixed(2)} = sparsity / numpy (target ≤ 1.0)`));
+    process.stdout.write(line('numpy baseline (chunked a != b on uint16)', np, `  sparsity vs numpy: ${ratio(probe, np)} (target ≤ 1.0)`));
   } else {
     process.stdout.write('  numpy baseline: skipped (python3 with numpy not found)\n');
   }
