@@ -17,8 +17,8 @@ const RECIPE: RunSpec[] = [
   { kind: 'rl', name: 'dapo', from: 'base', seed: 4, algo: 'dapo', mixture: 'sub1x1', prompts: 16, promptSeed: 5, steps: 2, promptsPerStep: 8, groupSize: 4, miniBatches: 1, lr: 1e-3, saveDtype: 'F32' },
 ];
 
-function runAll(root: string): Record<string, unknown> {
-  for (const r of RECIPE) executeRun(root, r);
+async function runAll(root: string): Promise<Record<string, unknown>> {
+  for (const r of RECIPE) await executeRun(root, r);
   const out: Record<string, unknown> = {};
   for (const f of listFiles(root)) {
     out[f] = f.endsWith('log.jsonl') ? fs.readFileSync(path.join(root, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : sha256File(path.join(root, f));
@@ -26,8 +26,8 @@ function runAll(root: string): Record<string, unknown> {
   return out;
 }
 
-test('a short deterministic pretrain → GRPO/DAPO chain reproduces the stored numbers and hashes', () => {
-  const got = runAll(tempDir());
+test('a short deterministic pretrain → GRPO/DAPO chain reproduces the stored numbers and hashes', async () => {
+  const got = await runAll(tempDir());
   const golden = fixture('lab', 'golden-run.json');
   if (process.env.LAB_UPDATE_GOLDEN === '1') {
     fs.mkdirSync(path.dirname(golden), { recursive: true });
@@ -37,6 +37,6 @@ test('a short deterministic pretrain → GRPO/DAPO chain reproduces the stored n
   assert.deepEqual(got, want);
 });
 
-test('the same chain run twice is byte-identical (determinism)', () => {
-  assert.deepEqual(runAll(tempDir()), runAll(tempDir()));
+test('the same chain run twice is byte-identical (determinism)', async () => {
+  assert.deepEqual(await runAll(tempDir()), await runAll(tempDir()));
 });

@@ -3,9 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { executeRun, type RunSpec } from './runs.js';
 
 const { out, spec } = workerData as { out: string; spec: RunSpec };
-try {
-  executeRun(out, spec);
-  parentPort!.postMessage({ ok: true });
-} catch (e) {
-  parentPort!.postMessage({ ok: false, error: e instanceof Error ? `${e.message}` : String(e) });
-}
+executeRun(out, spec).then(
+  () => parentPort!.postMessage({ ok: true }),
+  (e: unknown) => parentPort!.postMessage({ ok: false, error: e instanceof Error ? `${e.message}` : String(e) }),
+);

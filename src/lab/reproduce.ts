@@ -39,6 +39,42 @@ export function demoRecipe(): RunSpec[] {
   ];
 }
 
+/**
+ * Experiments on top of the demo set (not shipped; written next to a copy of its base):
+ * Gate III (10× learning rate; the same run saved in fp32), a lower learning rate, and
+ * LoRA / PiSSA / MiLoRA over ranks and learning rates. Masked (sparse) RL runs are added
+ * by `maskedRecipe` once mask files exist.
+ */
+export function experimentsRecipe(): RunSpec[] {
+  const add = { kind: 'rl', from: 'base', seed: 11, algo: 'grpo', mixture: 'add1x1', promptSeed: 101, ...RL_COMMON } as const;
+  const runs: RunSpec[] = [
+    { ...add, name: 'rl-add-lr10x', lr: 3e-3 },
+    { ...add, name: 'rl-add-f32', saveDtype: 'F32' },
+    { ...add, name: 'rl-add-lr1e-4', lr: 1e-4 },
+  ];
+  for (const kind of ['lora', 'pissa', 'milora'] as const) {
+    for (const [rank, lr] of [[4, 3e-4], [4, 3e-3], [16, 3e-4], [16, 3e-3]] as const) {
+      runs.push({ ...add, name: `rl-add-${kind}-r${rank}-lr${lr}`, lr, adapter: { kind, rank } });
+    }
+  }
+  return runs;
+}
+
+/**
+ * Sparse RL (paper §5.1, Fig. 9): masks from the base (α = 0.5, k = 16 — a quarter of the
+ * demo model's smallest matrix dimension, since k = 64 would be full rank here), then the
+ * dense-RL recipe of rl-add-s1 restricted to each mask.
+ */
+export function maskedRecipe(): RunSpec[] {
+  const kinds = ['princ', 'nonprinc', 'low', 'safe', 'random-like-safe'] as const;
+  const runs: RunSpec[] = [];
+  for (const k of kinds) {
+    runs.push({ kind: 'mask', name: `mask-${k}`, from: 'base', maskKind: k, alpha: 0.5, rank: 16, seed: 7 });
+    runs.push({ kind: 'rl', name: `rl-add-mask-${k}`, from: 'base', seed: 11, algo: 'grpo', mixture: 'add1x1', promptSeed: 101, ...RL_COMMON, maskFile: `mask-${k}/mask.safetensors` });
+  }
+  return runs;
+}
+
 export interface ReproduceOptions {
   out: string;
   jobs: number;
@@ -86,7 +122,7 @@ export async function reproduce(o: ReproduceOptions): Promise<ReproduceResult> {
       const spec = pending.splice(i, 1)[0]!;
       const start = Date.now();
       o.onEvent?.(`start ${spec.name}`);
-      const pr = (o.jobs <= 1 ? Promise.resolve().then(() => { executeRun(o.out, spec); }) : runInWorker(o.out, spec)).then(() => {
+      const pr = (o.jobs <= 1 ? executeRun(o.out, spec).then(() => undefined) : runInWorker(o.out, spec)).then(() => {
         const s = (Date.now() - start) / 1000;
         timings.push({ name: spec.name, wallSeconds: s });
         o.onEvent?.(`done ${spec.name} (${s.toFixed(1)} s)`);

@@ -16,7 +16,9 @@ import { cloneParams, loadLabCheckpoint, saveLabCheckpoint, type SaveDType } fro
 import { type LabModelConfig, type Params, initParams } from './model.js';
 import type { AdapterSpec } from './adapters.js';
 import { type RlAlgo, type LossAgg, rlPreset, trainRl } from './rl.js';
-import { trainSupervised } from './sft.js';
+import { round, trainSupervised } from './sft.js';
+import { type MaskKind, buildMasks } from '../export/masks.js';
+import { lowMagnitudeMask, principalMask } from '../probes/principal.js';
 import { type Example, makeExample, maxAnswerTokens, mixture, promptSet, sampleFromMixture } from './tasks.js';
 
 export interface PretrainSpec {
@@ -48,7 +50,11 @@ export interface RlSpec {
 export interface InterveneSpec {
   kind: 'intervene'; name: string; from: string; seed: number; rotateLayers?: string; permuteLayers?: string;
 }
-export type RunSpec = PretrainSpec | SftSpec | RlSpec | InterveneSpec;
+/** A trainable mask for sparse RL (paper §5.1), written by src/export/masks.ts as `<name>/mask.safetensors`. */
+export interface MaskSpec {
+  kind: 'mask'; name: string; from: string; maskKind: MaskKind; alpha: number; rank: number; seed: number;
+}
+export type RunSpec = PretrainSpec | SftSpec | RlSpec | InterveneSpec | MaskSpec;
 
 const EVAL_PROBLEMS = 200;
 
@@ -83,7 +89,7 @@ export function readMaskFile(file: string, params: Params): Map<string, Uint8Arr
 }
 
 /** Executes one run into `<root>/<spec.name>`; returns the folder. */
-export function executeRun(root: string, spec: RunSpec, progress?: (name: string, rec: Record<string, unknown>) => void): string {
+export async function executeRun(root: string, spec: RunSpec, progress?: (name: string, rec: Record<string, unknown>) => void): Promise<string> {
   const dir = path.join(root, spec.name);
   const lines: string[] = [];
   const log = (rec: Record<string, unknown>): void => { lines.push(JSON.stringify(rec)); progress?.(spec.name, rec); };
@@ -125,7 +131,7 @@ export function executeRun(root: string, spec: RunSpec, progress?: (name: string
       const prompts = promptSet(mix, spec.prompts, spec.promptSeed);
       const ev = promptSet(mix, EVAL_PROBLEMS, spec.promptSeed + 1000);
       const preset = rlPreset(spec.algo);
-      const masks = spec.maskFile ? readMaskFile(spec.maskFile, p) : undefined;
+      const masks = spec.maskFile ? readMaskFile(path.resolve(root, spec.maskFile), p) : undefined;
       const saveDtype = spec.saveDtype ?? 'BF16';
       const every = spec.saveEvery ?? 0;
       trainRl(c, p, ref, prompts, {
@@ -148,6 +154,17 @@ export function executeRun(root: string, spec: RunSpec, progress?: (name: string
         },
       });
       saveLabCheckpoint(dir, c, p, saveDtype, meta({ 'rlvr_lens.step': String(spec.steps) }));
+      break;
+    }
+    case 'mask': {
+      fs.mkdirSync(dir, { recursive: true });
+      const res = await buildMasks({
+        base: parentDir(root, spec.from), out: path.join(dir, 'mask.safetensors'), kind: spec.maskKind, alpha: spec.alpha, rank: spec.rank, seed: spec.seed, force: true,
+      }, {
+        principal: (_n, w, rows, cols, alpha, rank) => principalMask({ rows, cols, data: w }, rank, alpha),
+        low: (_n, w, rows, cols, alpha) => lowMagnitudeMask({ rows, cols, data: w }, alpha),
+      });
+      lines.push(JSON.stringify({ kind: res.kind, alpha: res.alpha, rank: res.rank, seed: res.seed, trainable_fraction: round(res.fraction), trainable_fraction_of_model: round(res.fractionOfModel), by_module: res.byModule }));
       break;
     }
     case 'intervene': {
@@ -178,5 +195,9 @@ export function executeRun(root: string, spec: RunSpec, progress?: (name: string
 }
 
 export function runParents(spec: RunSpec): string[] {
-  return spec.kind === 'pretrain' ? [] : [spec.from];
+  if (spec.kind === 'pretrain') return [];
+  const ps = [spec.from];
+  // a relative mask file names the mask run that writes it
+  if (spec.kind === 'rl' && spec.maskFile && !path.isAbsolute(spec.maskFile)) ps.push(spec.maskFile.split('/')[0]!);
+  return ps;
 }

@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { evaluate } from '../../lab/generate.js';
 import { loadLabCheckpoint } from '../../lab/io.js';
-import { checkSha256Sums, demoRecipe, reproduce } from '../../lab/reproduce.js';
+import { checkSha256Sums, demoRecipe, experimentsRecipe, maskedRecipe, reproduce } from '../../lab/reproduce.js';
 import { type RlSpec, type SftSpec, executeRun } from '../../lab/runs.js';
 import { maxAnswerTokens, mixture, promptSet } from '../../lab/tasks.js';
 import { envelope, toJson } from '../../report/output.js';
@@ -33,13 +33,13 @@ function checkMixture(s: string): string {
 }
 
 /** Runs a single spec with `from` = an absolute parent folder, writing into out's parent. */
-function runOne(spec: RlSpec | SftSpec, out: string, force: boolean): void {
+async function runOne(spec: RlSpec | SftSpec, out: string, force: boolean): Promise<void> {
   const dir = path.resolve(out);
   if (fs.existsSync(dir)) {
     if (!force) throw new UsageError(`${out} exists (use --force to replace it)`);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  executeRun(path.dirname(dir), { ...spec, name: path.basename(dir) }, (name, rec) => process.stderr.write(`${name}: ${JSON.stringify(rec)}\n`));
+  await executeRun(path.dirname(dir), { ...spec, name: path.basename(dir) }, (name, rec) => process.stderr.write(`${name}: ${JSON.stringify(rec)}\n`));
 }
 
 export function register(program: Command): void {
@@ -52,12 +52,25 @@ export function register(program: Command): void {
     .option('--only <names>', 'comma-separated run names to redo (their parents must exist in --out)')
     .option('--check', 'after writing, compare with the SHA256SUMS of fixtures/demo (exit 1 on any difference)')
     .option('--list', 'print the recipe as JSON and exit')
-    .action(async (o: { out: string; jobs: string; only?: string; check?: boolean; list?: boolean }) => {
-      if (o.list) { process.stdout.write(toJson(envelope('lab-recipe', { runs: demoRecipe() }))); return; }
+    .option('--set <name>', 'demo (the shipped set), experiments (Gate III, learning rates, LoRA/PiSSA/MiLoRA) or masked (masks from the base, then sparse RL)', 'demo')
+    .option('--parents <dir>', 'for --set experiments/masked: where the parent runs (base) are copied from', 'fixtures/demo')
+    .action(async (o: { out: string; jobs: string; only?: string; check?: boolean; list?: boolean; set: string; parents: string }) => {
+      const recipe = o.set === 'demo' ? demoRecipe() : o.set === 'experiments' ? experimentsRecipe()
+        : o.set === 'masked' ? maskedRecipe() : null;
+      if (!recipe) throw new UsageError(`--set must be demo, experiments or masked, not ${JSON.stringify(o.set)}`);
+      if (o.list) { process.stdout.write(toJson(envelope('lab-recipe', { runs: recipe }))); return; }
       const jobs = int(o.jobs, '--jobs', 1, 64);
       const only = o.only ? o.only.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-      if (only) for (const n of only) if (!demoRecipe().some((r) => r.name === n)) throw new UsageError(`--only: no run named ${JSON.stringify(n)} in the recipe`);
-      const r = await reproduce({ out: o.out, jobs, ...(only ? { only } : {}), onEvent: (m) => process.stderr.write(`lab: ${m}\n`) });
+      if (only) for (const n of only) if (!recipe.some((r) => r.name === n)) throw new UsageError(`--only: no run named ${JSON.stringify(n)} in the recipe`);
+      if (o.set !== 'demo') {
+        for (const r of recipe) {
+          if (r.kind === 'pretrain' || recipe.some((x) => x.name === r.from) || fs.existsSync(path.join(o.out, r.from))) continue;
+          const src = path.join(o.parents, r.from);
+          if (!fs.existsSync(path.join(src, 'config.json'))) throw new UsageError(`parent run ${r.from} not found in ${o.parents}`);
+          fs.cpSync(src, path.join(o.out, r.from), { recursive: true });
+        }
+      }
+      const r = await reproduce({ out: o.out, jobs, recipe, ...(only ? { only } : {}), onEvent: (m) => process.stderr.write(`lab: ${m}\n`) });
       process.stderr.write(`lab: wrote ${r.files} files to ${r.out} in ${r.wallSeconds.toFixed(1)} s wall, ${r.cpuSeconds.toFixed(1)} s CPU (this process and its workers)\n`);
       if (o.check) {
         const shipped = path.resolve('fixtures/demo');
@@ -99,7 +112,7 @@ export function register(program: Command): void {
     .option('--save-dtype <d>', 'BF16 or F32', 'BF16')
     .option('--mask <file>', 'trainable mask (safetensors, 1 = trainable) for sparse RL')
     .option('--force', 'replace --out')
-    .action((o: Record<string, string | boolean | undefined>) => {
+    .action(async (o: Record<string, string | boolean | undefined>) => {
       const algo = o.algo as string;
       if (algo !== 'grpo' && algo !== 'dapo') throw new UsageError('--algo must be grpo or dapo');
       const saveDtype = o.saveDtype as string;
@@ -113,7 +126,7 @@ export function register(program: Command): void {
         ...(o.klCoef !== undefined ? { klCoef: num(o.klCoef as string, '--kl-coef', 0) } : {}),
         ...(o.mask ? { maskFile: path.resolve(o.mask as string) } : {}),
       };
-      runOne(spec, o.out as string, o.force === true);
+      await runOne(spec, o.out as string, o.force === true);
     });
 
   lab.command('sft')
@@ -128,7 +141,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed', '2')
     .option('--save-dtype <d>', 'BF16 or F32', 'BF16')
     .option('--force', 'replace --out')
-    .action((o: Record<string, string | boolean | undefined>) => {
+    .action(async (o: Record<string, string | boolean | undefined>) => {
       const saveDtype = o.saveDtype as string;
       if (saveDtype !== 'BF16' && saveDtype !== 'F32') throw new UsageError('--save-dtype must be BF16 or F32');
       const spec: SftSpec = {
@@ -136,7 +149,7 @@ export function register(program: Command): void {
         examples: int(o.examples as string, '--examples', 1), epochs: int(o.epochs as string, '--epochs', 1), batchSize: int(o.batch as string, '--batch', 1),
         lr: num(o.lr as string, '--lr', 0, 1), warmup: 10, saveDtype,
       };
-      runOne(spec, o.out as string, o.force === true);
+      await runOne(spec, o.out as string, o.force === true);
     });
 
   lab.command('eval')
