@@ -3,9 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BitMask } from '../src/probes/mask.js';
 import {
-  bernoulliJaccard, binSizes, changedPerBin, consensusCounts, consensusHistogram, consensusMap, jaccard, jaccardMatrix,
-  magnitudeMatchedExpectation, magnitudeMatchedJaccard, meanOffDiagonal, poolGrid, poolLocality, tensorLocality,
+  bernoulliJaccard, bf16MagnitudeProfile, binSizes, changedPerBin, consensusCounts, consensusHistogram, consensusHistogramOf, consensusMap, jaccard,
+  jaccardMatrix, magnitudeMatchedExpectation, magnitudeMatchedJaccard, meanOffDiagonal, poolGrid, poolLocality, tensorLocality,
 } from '../src/probes/locality.js';
+import { magnitudeBins } from '../src/probes/magnitude.js';
+import { accumulateChangeRate, accumulateChangeRatePatterns, finishChangeRate, newChangeRateAccumulator } from '../src/probes/changerate.js';
 import { Rng } from '../src/util/random.js';
 
 const mask = (shape: number[], bits: number[]): BitMask => BitMask.fromBytes(shape, Uint8Array.from(bits));
@@ -148,4 +150,34 @@ test('property: runs independent given magnitude bin → ratio vs magnitude-matc
   const t = tensorLocality('model.layers.0.mlp.up_proj.weight', runs, bins, nb);
   assert.ok(t.ratioBernoulli > 1.3, `ratio vs Bernoulli ${t.ratioBernoulli}`);
   assert.ok(Math.abs(t.ratioMagnitudeMatched - 1) < 0.02, `ratio vs magnitude-matched ${t.ratioMagnitudeMatched}`);
+});
+
+test('consensusHistogramOf (bit-sliced) equals the per-entry histogram for R = 1..9 and odd lengths', () => {
+  const r = new Rng(9);
+  for (const R of [1, 2, 3, 5, 7, 8, 9]) {
+    for (const n of [1, 31, 33, 200]) {
+      const ms = Array.from({ length: R }, () => BitMask.fromPredicate([n], () => r.uniform() < 0.5));
+      assert.deepEqual(consensusHistogramOf(ms), consensusHistogram(consensusCounts(ms), R), `R=${R} n=${n}`);
+    }
+  }
+});
+
+test('bf16MagnitudeProfile equals magnitudeBins + changedPerBin, with heavy ties straddling several bins', () => {
+  const r = new Rng(21);
+  for (const [n, distinct] of [[1000, 3], [997, 50], [5000, 4000], [64, 1]] as const) {
+    const pats = Array.from({ length: distinct }, () => r.int(0x7f80)); // finite magnitudes
+    const bytes = new Uint8Array(2 * n);
+    for (let i = 0; i < n; i++) { const v = pats[r.int(distinct)]! | (r.uniform() < 0.5 ? 0x8000 : 0); bytes[2 * i] = v & 0xff; bytes[2 * i + 1] = v >>> 8; }
+    if (n > 100) { bytes[2 * 7] = 0xc0; bytes[2 * 7 + 1] = 0x7f; } // a NaN ranks last
+    const masks = [0.2, 0.5, 0.9].map((p) => BitMask.fromPredicate([n], () => r.uniform() < p));
+    const bins = magnitudeBins(bytes, 'BF16', 20);
+    const prof = bf16MagnitudeProfile(bytes, masks, 20);
+    assert.deepEqual([...prof.binSize], [...binSizes(bins, 20)], `n=${n} sizes`);
+    masks.forEach((m, k) => assert.deepEqual([...prof.perBin[k]!], [...changedPerBin(m, bins, 20)], `n=${n} run ${k}`));
+    // and the binade change rates agree with the per-entry accumulation
+    const a = newChangeRateAccumulator(3), b = newChangeRateAccumulator(3);
+    accumulateChangeRate(a, 'q', bytes, 'BF16', masks);
+    accumulateChangeRatePatterns(b, 'q', 'BF16', prof.patternTotal, prof.patternChanged);
+    assert.deepEqual(finishChangeRate(b, ['x', 'y', 'z']), finishChangeRate(a, ['x', 'y', 'z']));
+  }
 });

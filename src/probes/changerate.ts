@@ -106,6 +106,30 @@ export function accumulateChangeRate(acc: ChangeRateAccumulator, kind: ModuleKin
   }
 }
 
+/**
+ * Adds one bf16/f16 tensor from histograms over the 15-bit magnitude pattern (sign
+ * dropped): `total[m]` entries and `changed[r][m]` entries changed by run r. Equivalent to
+ * `accumulateChangeRate` on the same tensor, without a per-entry pass (the locality probe
+ * builds these histograms once for both its magnitude bins and this).
+ */
+export function accumulateChangeRatePatterns(
+  acc: ChangeRateAccumulator, kind: ModuleKind, dtype: 'BF16' | 'F16', total: ArrayLike<number>, changed: readonly ArrayLike<number>[],
+): void {
+  if (changed.length !== acc.runs) throw new RangeError(`accumulateChangeRatePatterns: ${changed.length} histograms for ${acc.runs} runs`);
+  const t = magnitudeTable(dtype);
+  for (const key of [kind, 'all']) {
+    const g = group(acc, key);
+    for (let m = 0; m < t.length; m++) {
+      const n = total[m]!;
+      if (n === 0) continue;
+      const s = t[m]!;
+      if (s < 0) { g.nonFinite += n; continue; }
+      g.total[s]! += n;
+      for (let r = 0; r < acc.runs; r++) g.changed[r]![s]! += changed[r]![m]!;
+    }
+  }
+}
+
 export interface ChangeRateRow {
   /** floor(log2|w0|), or null for exact zeros. */
   binade: number | null;

@@ -27,11 +27,13 @@ import { type Cell, type Table, envelope } from '../report/output.js';
 import type { TensorSource } from '../io/checkpoint.js';
 import type { DType } from '../io/dtype.js';
 import { type ModuleKind, isLinearWeight, parseTensorName } from '../model/names.js';
-import { BitMask } from './mask.js';
+import { BitMask, popcount32 } from './mask.js';
 import { magnitudeBins } from './magnitude.js';
 import { type SparsityDoc, updateSparsity } from './sparsity.js';
 import { DEFAULT_PROBE, type MaskStats, type ProbeOptions, markChanged } from './update.js';
-import { type ChangeRateAccumulator, accumulateChangeRate, newChangeRateAccumulator, type ChangeRateResult, finishChangeRate } from './changerate.js';
+import {
+  type ChangeRateAccumulator, type ChangeRateResult, accumulateChangeRate, accumulateChangeRatePatterns, finishChangeRate, newChangeRateAccumulator,
+} from './changerate.js';
 
 export const LOCALITY_FORMULAS = {
   jaccard: 'J(A,B) = |A∩B| / |A∪B| (undefined, reported null, when both masks are empty)',
@@ -159,6 +161,115 @@ export function consensusHistogram(counts: Uint8Array, R: number): number[] {
   return h;
 }
 
+/**
+ * hist[k] = entries changed by exactly k of the R masks, computed word-wise (bit-sliced
+ * counters, no per-entry loop); equals consensusHistogram(consensusCounts(masks), R).
+ */
+export function consensusHistogramOf(masks: readonly BitMask[]): number[] {
+  const R = masks.length;
+  if (R === 0 || R > 255) throw new RangeError('consensusHistogramOf: 1..255 masks');
+  const n = masks[0]!.length;
+  const nw = masks[0]!.words.length;
+  const planes = Math.max(1, Math.ceil(Math.log2(R + 1)));
+  const h = new Array<number>(R + 1).fill(0);
+  const p = new Int32Array(planes);
+  for (let k = 0; k < nw; k++) {
+    p.fill(0);
+    for (let r = 0; r < R; r++) {
+      let carry = masks[r]!.words[k]! | 0;
+      for (let b = 0; b < planes && carry !== 0; b++) { const c = p[b]! & carry; p[b] = p[b]! ^ carry; carry = c; }
+    }
+    for (let c = 0; c <= R; c++) {
+      let m = -1;
+      for (let b = 0; b < planes; b++) m &= (c >> b) & 1 ? p[b]! : ~p[b]!;
+      h[c]! += popcount32(m);
+    }
+  }
+  h[0]! -= nw * 32 - n; // padding bits past the end count as "no run"
+  return h;
+}
+
+/** Magnitude structure of one bf16 tensor and where R masks' changes fall in it. */
+export interface MagnitudeProfile {
+  /** Entries per equal-count |W0| bin (as `magnitudeBins`). */
+  binSize: Float64Array;
+  /** Changed entries per bin, per run. */
+  perBin: Float64Array[];
+  /** Entries per 15-bit magnitude pattern, and changed entries per pattern per run. */
+  patternTotal: Uint32Array;
+  patternChanged: Uint32Array[];
+}
+
+/**
+ * Per-bin change counts of R masks over the equal-count |W0| bins of a bf16 tensor, the
+ * same bins `magnitudeBins` assigns (rank by (|w0| pattern, flat index)), without building
+ * the per-entry bin array: one pass counts the 15-bit magnitude patterns, one pass per run
+ * over its set bits counts changed entries per pattern, and only the few patterns that
+ * straddle a bin boundary are revisited in index order. The pattern histograms also give
+ * the change rate per binade (`accumulateChangeRatePatterns`).
+ */
+export function bf16MagnitudeProfile(bytes: Uint8Array, masks: readonly BitMask[], numBins: number): MagnitudeProfile {
+  const src = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+  const h = new Uint16Array(src.buffer, src.byteOffset, src.byteLength >>> 1);
+  const n = h.length;
+  const K = 32768;
+  // Histograms over the raw 15-bit pattern; NaN patterns (> 0x7f80) are merged into 0x7fff
+  // afterwards, which is where magnitudeBins ranks them (last, by index).
+  const total = new Uint32Array(K);
+  for (let i = 0; i < n; i++) total[h[i]! & 0x7fff]!++;
+  const changed = masks.map((m) => {
+    const c = new Uint32Array(K);
+    const w = m.words;
+    for (let k = 0; k < w.length; k++) {
+      let x = w[k]!;
+      const base = k << 5;
+      while (x !== 0) {
+        const low = x & -x;
+        c[h[base + 31 - Math.clz32(low)]! & 0x7fff]!++;
+        x ^= low;
+      }
+    }
+    return c;
+  });
+  for (let m = 0x7f81; m < 0x7fff; m++) {
+    if (total[m] === 0) continue;
+    total[0x7fff]! += total[m]!; total[m] = 0;
+    for (const c of changed) { c[0x7fff]! += c[m]!; c[m] = 0; }
+  }
+  const binSize = new Float64Array(numBins);
+  const perBin = masks.map(() => new Float64Array(numBins));
+  const binOf = (rank: number): number => Math.floor((rank * numBins) / n);
+  const start = new Float64Array(K);
+  const straddle = new Uint8Array(K); // by raw pattern, NaN patterns share 0x7fff's flag
+  let anyStraddle = false;
+  for (let m = 0, s = 0; m < K; m++) {
+    const c = total[m]!;
+    start[m] = s;
+    if (c > 0) {
+      const b0 = binOf(s), b1 = binOf(s + c - 1);
+      if (b0 === b1) {
+        binSize[b0]! += c;
+        for (let r = 0; r < masks.length; r++) perBin[r]![b0]! += changed[r]![m]!;
+      } else { straddle[m] = 1; anyStraddle = true; }
+    }
+    s += c;
+  }
+  if (straddle[0x7fff]) straddle.fill(1, 0x7f81, 0x7fff);
+  if (anyStraddle) {
+    // Only entries of patterns that straddle a bin boundary: rank them in index order.
+    const seen = new Float64Array(K);
+    for (let i = 0; i < n; i++) {
+      let m = h[i]! & 0x7fff;
+      if (straddle[m] === 0) continue;
+      if (m > 0x7f80) m = 0x7fff;
+      const b = binOf(start[m]! + seen[m]!++);
+      binSize[b]!++;
+      for (let r = 0; r < masks.length; r++) perBin[r]![b]! += (masks[r]!.words[i >>> 5]! >>> (i & 31)) & 1;
+    }
+  }
+  return { binSize, perBin, patternTotal: total, patternChanged: changed };
+}
+
 /** A dense 2-D grid of values (row-major), e.g. a pooled mask or consensus map. */
 export interface Grid {
   rows: number;
@@ -268,7 +379,7 @@ export interface TensorLocality {
  * its base weight. Pure; `counts` may be passed when already computed.
  */
 export function tensorLocality(
-  name: string, masks: readonly BitMask[], bins: Uint8Array | null, numBins: number,
+  name: string, masks: readonly BitMask[], bins: Uint8Array | { binSize: ArrayLike<number>; perBin: readonly ArrayLike<number>[] } | null, numBins: number,
   nonFinite: readonly number[] = masks.map(() => 0), counts?: Uint8Array,
 ): TensorLocality {
   const R = masks.length;
@@ -277,8 +388,8 @@ export function tensorLocality(
   const numel = masks[0]!.length;
   const changed = masks.map((m) => m.count());
   const density = changed.map((c) => (numel === 0 ? 0 : c / numel));
-  const sizes = bins ? binSizes(bins, numBins) : null;
-  const perBin = bins ? masks.map((m) => changedPerBin(m, bins, numBins)) : null;
+  const sizes = bins === null ? null : bins instanceof Uint8Array ? binSizes(bins, numBins) : bins.binSize;
+  const perBin = bins === null ? null : bins instanceof Uint8Array ? masks.map((m) => changedPerBin(m, bins, numBins)) : bins.perBin;
   const J = Array.from({ length: R }, () => new Array<number>(R).fill(NaN));
   const pairs: PairSums[] = [];
   for (let r = 0; r < R; r++) {
@@ -296,8 +407,7 @@ export function tensorLocality(
       });
     }
   }
-  const c = counts ?? consensusCounts(masks);
-  const hist = consensusHistogram(c, R);
+  const hist = counts ? consensusHistogram(counts, R) : consensusHistogramOf(masks);
   const m = summarizePairs(pairs);
   return {
     name, layer: parsed.layer, kind: parsed.kind, shape, numel, changed, density, jaccard: J, pairs,
@@ -539,11 +649,19 @@ class LocalityAccumulator {
   }
 
   add(name: string, baseBytes: Uint8Array, dtype: DType, masks: BitMask[], nonFinite: number[]): void {
-    const bins = masks[0]!.length > 0 ? magnitudeBins(baseBytes, dtype, this.o.numBins) : null;
-    const counts = consensusCounts(masks);
-    this.tensors.push(tensorLocality(name, masks, bins, this.o.numBins, nonFinite, counts));
-    accumulateChangeRate(this.cr, parseTensorName(name).kind, baseBytes, dtype, masks);
+    const kind = parseTensorName(name).kind;
+    if (dtype === 'BF16' && masks[0]!.length > 0) {
+      // Fast path: pattern histograms give both the magnitude bins and the binade rates.
+      const prof = bf16MagnitudeProfile(baseBytes, masks, this.o.numBins);
+      this.tensors.push(tensorLocality(name, masks, prof, this.o.numBins, nonFinite));
+      accumulateChangeRatePatterns(this.cr, kind, 'BF16', prof.patternTotal, prof.patternChanged);
+    } else {
+      const bins = masks[0]!.length > 0 ? magnitudeBins(baseBytes, dtype, this.o.numBins) : null;
+      this.tensors.push(tensorLocality(name, masks, bins, this.o.numBins, nonFinite));
+      accumulateChangeRate(this.cr, kind, baseBytes, dtype, masks);
+    }
     if (this.o.consensusFor?.(name)) {
+      const counts = consensusCounts(masks);
       const [rows, cols] = matrixShape(masks[0]!.shape);
       const max = this.o.consensusMaxSize > 0 ? this.o.consensusMaxSize : Math.max(rows, cols);
       this.consensus.push({ name, runs: this.R, grid: poolGrid(rows, cols, counts, max, max, 1 / this.R) });
