@@ -197,7 +197,8 @@ export function parseHeader(file: string, headerBytes: Uint8Array, fileSize: num
     }
     if (!isDType(r.dtype)) {
       const known = typeof r.dtype === 'string' && UNSUPPORTED_REFERENCE_DTYPES.includes(r.dtype);
-      fail(file, 'E_UNKNOWN_DTYPE', `${quote(name)}: ${quote(String(JSON.stringify(r.dtype)))}${known ? ' is a safetensors dtype rlvr-lens does not support' : ''}`);
+      const shown = typeof r.dtype === 'string' ? quote(r.dtype) : String(JSON.stringify(r.dtype)).slice(0, 40);
+      fail(file, 'E_UNKNOWN_DTYPE', `${quote(name)}: ${shown}${known ? ' is a safetensors dtype rlvr-lens does not support' : ''}`);
     }
     const dtype = r.dtype;
     if (!Array.isArray(r.shape) || !r.shape.every(isNonNegInt)) fail(file, 'E_BAD_SHAPE', quote(name));
