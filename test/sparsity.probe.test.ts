@@ -130,9 +130,9 @@ test('property: the η rule (η = 1e-3) on decoded bf16 values equals the bitwis
   assert.ok(ruleWords(dx, dy, N, 'bf16', { ...P, eta: 2 ** -7 }, w3, same).changed < rb.changed);
 });
 
-test('WebAssembly SIMD kernel equals the JS kernel (padding, flag)', () => {
+test('WebAssembly SIMD kernels (diff, count) equal the JS kernel (padding, flag, i16 widening)', () => {
   assert.ok(wasmSimdAvailable(), 'Node 20 has WebAssembly SIMD');
-  const n = 100_003;
+  const n = 300_003; // > 4096 groups of 32: the count kernel widens its i16 lanes several times
   const rng = new Rng(3);
   for (const withNonFinite of [false, true]) {
     const kw = new Bf16DiffKernel(n * 8 + 65536, true), kj = new Bf16DiffKernel(n * 8 + 65536, false);
@@ -145,6 +145,7 @@ test('WebAssembly SIMD kernel equals the JS kernel (padding, flag)', () => {
     for (let i = 0; i < n; i++) {
       xs[i] = rng.nextU32() & 0x7f7f; // finite
       ys[i] = rng.nextU32() & 1 ? xs[i]! : rng.nextU32() & 0x7f7f;
+      if (i % 1000 === 0) { xs[i] = 0x8000; ys[i] = 0; } // ±0: unchanged
     }
     if (withNonFinite) ys[n - 1] = 0x7f80;
     for (const k of [kw, kj]) {
@@ -155,6 +156,8 @@ test('WebAssembly SIMD kernel equals the JS kernel (padding, flag)', () => {
       new Uint16Array(k.memory.buffer, a + 2 * n, 1).fill(0x1234);
       counts.push(k.diff(a, b, n, o));
       flags.push(k.nonFiniteSeen());
+      assert.equal(k.count(a, b, n), counts[counts.length - 1]);
+      assert.equal(k.nonFiniteSeen(), withNonFinite);
       outs.push(new Uint32Array(k.memory.buffer, o, Math.ceil(n / 32)).slice());
     }
     assert.equal(counts[0], counts[1]);

@@ -54,7 +54,10 @@ const V128_LOAD = (offset: number): number[] => [...simd(0x00), 4, ...uleb(offse
 const V128_CONST_I16 = (v: number): number[] => [...simd(0x0c), ...Array.from({ length: 8 }, () => [v & 0xff, (v >>> 8) & 0xff]).flat()];
 const I16X8_EQ = simd(0x2d), I16X8_NE = simd(0x2e), V128_AND = simd(0x4e), V128_OR = simd(0x50);
 const V128_ANY_TRUE = simd(0x53), I8X16_BITMASK = simd(0x64), I8X16_NARROW_I16X8_S = simd(0x65);
-const I16X8_MAX_U = simd(0x99);
+const I16X8_MAX_U = simd(0x99), I16X8_SUB = simd(0x91), I32X4_ADD = simd(0xae);
+const I32X4_EXTADD_PAIRWISE_I16X8_U = simd(0x7f);
+const I32X4_EXTRACT_LANE = (lane: number): number[] => [...simd(0x1b), lane];
+const SELECT = 0x1b, I32_LT_U = 0x49;
 
 /** The module: imports memory `e.m`, exports `diff`. */
 export function bf16DiffModuleBytes(): Uint8Array {
@@ -89,17 +92,56 @@ export function bf16DiffModuleBytes(): Uint8Array {
   // flag at address 0
   emit(I32_CONST, 0, g(ACC), V128_CONST_I16(0x7f80), I16X8_EQ, V128_ANY_TRUE, I32_STORE, 2, 0);
   emit(g(CNT), END);
-  const locals = vec([[2, I32], [7, V128]]);
-  const body = [...locals, ...code];
+  const body = [...vec([[2, I32], [7, V128]]), ...code];
+  const countBody = countFunctionBody();
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([[I32]])]])),
+    ...section(1, vec([
+      [0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([[I32]])],
+      [0x60, ...vec([[I32], [I32], [I32]]), ...vec([[I32]])],
+    ])),
     ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)]])),
-    ...section(3, vec([uleb(0)])),
-    ...section(7, vec([[...str('diff'), 0x00, ...uleb(0)]])),
-    ...section(10, vec([[...uleb(body.length), ...body]])),
+    ...section(3, vec([uleb(0), uleb(1)])),
+    ...section(7, vec([[...str('diff'), 0x00, ...uleb(0)], [...str('count'), 0x00, ...uleb(1)]])),
+    ...section(10, vec([[...uleb(body.length), ...body], [...uleb(countBody.length), ...countBody]])),
   ];
   return Uint8Array.from(bytes);
+}
+
+/**
+ * `count(a, b, groups)`: the changed count only (no mask words), for runs that need no
+ * masks. Lanes accumulate in i16 (a changed lane is −1, subtracted), widened to i32 every
+ * 4096 groups (≤ 16,384 per lane, no overflow); the NaN/Inf flag as in `diff`.
+ */
+function countFunctionBody(): number[] {
+  // params: 0 a, 1 b, 2 groups; locals: 3 m (i32); 4 acc, 5 x, 6 y, 7 s (i16 counts), 8 t (i32 counts)
+  const A = 0, B = 1, N = 2, M = 3, ACC = 4, X = 5, Y = 6, S = 7, T = 8;
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(N), I32_EQZ, BR_IF, 1);
+  emit(g(N), I32_CONST, ...sleb(4096), g(N), I32_CONST, ...sleb(4096), I32_LT_U, SELECT, LOCAL_SET, M);
+  emit(g(N), g(M), I32_SUB, LOCAL_SET, N);
+  emit(LOOP, VOID);
+  for (let k = 0; k < 4; k++) {
+    emit(g(A), V128_LOAD(16 * k), LOCAL_SET, X);
+    emit(g(B), V128_LOAD(16 * k), LOCAL_SET, Y);
+    emit(g(S));
+    emit(g(X), g(Y), I16X8_NE, g(X), g(Y), V128_OR, LOCAL_TEE, X, V128_CONST_I16(0x8000), I16X8_NE, V128_AND);
+    emit(I16X8_SUB, LOCAL_SET, S);
+    emit(g(ACC), g(X), V128_CONST_I16(0x7f80), V128_AND, I16X8_MAX_U, LOCAL_SET, ACC);
+  }
+  emit(g(A), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, A);
+  emit(g(B), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, B);
+  emit(g(M), I32_CONST, 1, I32_SUB, LOCAL_TEE, M, BR_IF, 0, END);
+  emit(g(T), g(S), I32X4_EXTADD_PAIRWISE_I16X8_U, I32X4_ADD, LOCAL_SET, T);
+  emit(V128_CONST_I16(0), LOCAL_SET, S);
+  emit(BR, 0, END, END);
+  emit(I32_CONST, 0, g(ACC), V128_CONST_I16(0x7f80), I16X8_EQ, V128_ANY_TRUE, I32_STORE, 2, 0);
+  emit(g(T), I32X4_EXTRACT_LANE(0), g(T), I32X4_EXTRACT_LANE(1), I32_ADD, g(T), I32X4_EXTRACT_LANE(2), I32_ADD, g(T), I32X4_EXTRACT_LANE(3), I32_ADD);
+  emit(END);
+  return [...vec([[1, I32], [5, V128]]), ...code];
 }
 
 // The project compiles without the DOM lib, whose types declare WebAssembly; the few
@@ -136,13 +178,17 @@ export function wasmSimdAvailable(): boolean { return module() !== null && proce
 export class Bf16DiffKernel {
   readonly memory: WasmMemory;
   private readonly fn: ((a: number, b: number, groups: number, out: number) => number) | null;
+  private readonly countFn: ((a: number, b: number, groups: number) => number) | null;
+  private countWords: Uint32Array | null = null;
   private top = KERNEL_SCRATCH;
 
   constructor(bytes: number, useWasm = wasmSimdAvailable()) {
     const pages = Math.ceil((bytes + KERNEL_SCRATCH + 4096) / 65536);
     this.memory = new Wasm.Memory({ initial: pages });
     const m = useWasm ? module() : null;
-    this.fn = m ? (new Wasm.Instance(m, { e: { m: this.memory } }).exports.diff as (a: number, b: number, g: number, o: number) => number) : null;
+    const exports = m ? new Wasm.Instance(m, { e: { m: this.memory } }).exports : null;
+    this.fn = exports ? (exports.diff as (a: number, b: number, g: number, o: number) => number) : null;
+    this.countFn = exports ? (exports.count as (a: number, b: number, g: number) => number) : null;
   }
 
   get usesWasm(): boolean { return this.fn !== null; }
@@ -172,6 +218,20 @@ export class Bf16DiffKernel {
     if (this.fn) return this.fn(a, b, groups, out);
     return diffJs(new Uint16Array(this.memory.buffer, a, padded), new Uint16Array(this.memory.buffer, b, padded),
       new Uint32Array(this.memory.buffer, out, groups), new Uint32Array(this.memory.buffer, 0, 1));
+  }
+
+  /** Like `diff` but only counts (no words written); `nonFiniteSeen()` as after `diff`. */
+  count(a: number, b: number, n: number): number {
+    const groups = Math.ceil(n / 32);
+    const padded = groups * 32;
+    if (padded !== n) {
+      new Uint16Array(this.memory.buffer, a, padded).fill(0, n);
+      new Uint16Array(this.memory.buffer, b, padded).fill(0, n);
+    }
+    if (this.countFn) return this.countFn(a, b, groups);
+    if (!this.countWords || this.countWords.length < groups) this.countWords = new Uint32Array(groups);
+    return diffJs(new Uint16Array(this.memory.buffer, a, padded), new Uint16Array(this.memory.buffer, b, padded),
+      this.countWords.subarray(0, groups), new Uint32Array(this.memory.buffer, 0, 1));
   }
 
   nonFiniteSeen(): boolean { return new Uint32Array(this.memory.buffer, 0, 1)[0] !== 0; }

@@ -97,7 +97,8 @@ export function compareRange(ctx: EngineContext, task: RangeTask): RangeResult {
       const ts = ITEMSIZE[ti.dtype];
       const b = ctx.tuned[task.tuned[k]!]!.readBytes(task.name, c * ts, n * ts, s.tunedBuffer(n * ts));
       ctx.onBytes?.(n * ts);
-      const pr = chunkWords(s, a, bi.dtype, b, ti.dtype, n, cfg.probe, wp, primary);
+      // words only when a mask or the rule comparison needs them (else the count kernel)
+      const pr = chunkWords(s, a, bi.dtype, b, ti.dtype, n, cfg.probe, r.words || cfg.compareProbes ? wp : null, primary);
       r.changed += pr.changed;
       r.nonFinite += pr.nonFinite;
       const groups = Math.ceil(n / 32);

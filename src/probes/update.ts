@@ -102,10 +102,18 @@ export class ChunkScratch {
    * Bitwise bf16 compare of `n` entries (the η fast path). Returns the changed count and
    * whether any NaN/Inf was seen; words via `kernelWords(n)`.
    */
-  bitwise(a: Uint8Array, b: Uint8Array, n: number): { changed: number; nonFiniteSeen: boolean } {
+  bitwise(a: Uint8Array, b: Uint8Array, n: number, wantWords = true): { changed: number; nonFiniteSeen: boolean } {
     const oa = this.place(a, 'A'), ob = this.place(b, 'B');
-    const changed = this.kernel.diff(oa, ob, n, this.offW);
+    const changed = wantWords ? this.kernel.diff(oa, ob, n, this.offW) : this.kernel.count(oa, ob, n);
     return { changed, nonFiniteSeen: this.kernel.nonFiniteSeen() };
+  }
+
+  private words: Uint32Array | null = null;
+  /** Scratch words for rules whose caller does not keep them. */
+  scratchWords(n: number): Uint32Array {
+    const g = Math.ceil(n / 32);
+    if (!this.words || this.words.length < g) this.words = new Uint32Array(Math.ceil(this.maxElems / 32));
+    return this.words.subarray(0, g);
   }
 
   /**
@@ -113,7 +121,7 @@ export class ChunkScratch {
    * compares bits. Any float dtypes; words via `kernelWords(n)`.
    */
   bf16Visible(a: Uint8Array, ad: DType, b: Uint8Array, bd: DType, n: number): number {
-    if (ad === 'BF16' && bd === 'BF16') return this.bitwise(a, b, n).changed;
+    if (ad === 'BF16' && bd === 'BF16') return this.bitwise(a, b, n, false).changed;
     const ca = new Uint16Array(this.kernel.memory.buffer, this.offCA, n);
     const cb = new Uint16Array(this.kernel.memory.buffer, this.offCB, n);
     toBf16Codes(a, ad, ca, this.f32scratch('a', n));
@@ -253,19 +261,20 @@ export function countNonFinitePairsBf16(a: Uint8Array, b: Uint8Array, n: number)
 /**
  * The changed-entry words of one chunk under rule `p` (`rule` overrides p.rule, e.g. for
  * --compare-probes), using the SIMD fast path when it applies. `out` receives the words
- * (ceil(n/32)); returns the changed and non-finite counts.
+ * (ceil(n/32)); with `out` null only the counts are computed (the cheaper count kernel).
+ * Returns the changed and non-finite counts.
  */
 export function chunkWords(
   s: ChunkScratch, a: Uint8Array, ad: DType, b: Uint8Array, bd: DType, n: number,
-  p: ProbeOptions, out: Uint32Array, rule: ProbeRule = p.rule,
+  p: ProbeOptions, out: Uint32Array | null, rule: ProbeRule = p.rule,
 ): { changed: number; nonFinite: number } {
   if (isBitwiseFastPath(ad, bd, { ...p, rule })) {
-    const r = s.bitwise(a, b, n);
-    out.set(s.kernelWords(n));
+    const r = s.bitwise(a, b, n, out !== null);
+    if (out) out.set(s.kernelWords(n));
     return { changed: r.changed, nonFinite: r.nonFiniteSeen ? countNonFinitePairsBf16(a, b, n) : 0 };
   }
   const [x, y] = s.decode(a, ad, b, bd, n);
-  return ruleWords(x, y, n, rule, p, out, ad === bd ? bitsEqualFn(a, b, ad) : null);
+  return ruleWords(x, y, n, rule, p, out ?? s.scratchWords(n), ad === bd ? bitsEqualFn(a, b, ad) : null);
 }
 
 let shared: ChunkScratch | null = null;
