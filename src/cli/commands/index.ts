@@ -11,6 +11,10 @@ import { register as demo } from './demo.js';
 import { register as locality } from './locality.js';
 import { register as dynamics } from './dynamics.js';
 import { register as figure } from './figure.js';
+import { register as spectrum } from './spectrum.js';
+import { register as principal } from './principal.js';
+import { register as merge } from './merge.js';
+import { register as analyze } from './analyze.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -26,4 +30,8 @@ export const COMMANDS: RegisterCommand[] = [
   locality,
   dynamics,
   figure,
+  spectrum,
+  principal,
+  merge,
+  analyze,
 ];
