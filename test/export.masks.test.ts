@@ -147,3 +147,70 @@ test('bad input: clear errors, nothing written', async () => {
   assert.equal(fs.readFileSync(out, 'utf8'), 'keep');
   assert.deepEqual(fs.readdirSync(dir), ['m.safetensors']);
 });
+
+test('default scorers (src/probes/principal.ts): M_low exact, M_princ = exact-SVD oracle up to near-ties; cached factors are used', async () => {
+  const { defaultMaskScorers } = await import('../src/export/masks.js');
+  const { DecompositionCache, sha256 } = await import('../src/run/cache.js');
+  const { linalgBackend } = await import('../src/linalg/index.js');
+  const dir = tempDir();
+  const out = path.join(dir, 'princ.safetensors');
+  const r = await buildMasks({ base: QWEN2, out, kind: 'princ', alpha: 0.5, rank: 8, cacheDir: null });
+  const got = readMasks(out);
+  const src = openCheckpoint(QWEN2);
+  let differ = 0, total = 0;
+  for (const t of r.tensors) {
+    const w = src.readFloat32(t.name);
+    const [rows, cols] = t.shape;
+    const oracle = await ORACLE.principal(t.name, w, rows, cols, 0.5, 8);
+    const g = got.get(t.name)!;
+    assert.equal(g.count(), oracle.count());
+    differ += g.andNotCount(oracle) * 2;
+    total += g.length;
+    const low = await defaultMaskScorers({ cacheDir: null }).low(t.name, w, rows, cols, 0.5);
+    assert.ok(low.equals(await ORACLE.low(t.name, w, rows, cols, 0.5)), `M_low of ${t.name}`);
+  }
+  assert.ok(differ / total < 0.01, `${differ} of ${total} entries differ from the exact-SVD oracle`);
+  // A cache entry under the geometry run's key is read: plant factors of a different matrix
+  // (rank-1 e1·e1ᵀ scores only entry (0,0) high) and the mask must follow them.
+  const name = 'model.layers.0.self_attn.q_proj.weight';
+  const [rows, cols] = src.info(name).shape as [number, number];
+  const cache = new DecompositionCache(path.join(dir, 'cache'));
+  const U = { rows, cols: 1, data: new Float64Array(rows) }, V = { rows: cols, cols: 1, data: new Float64Array(cols) };
+  U.data[0] = 1; V.data[0] = 1;
+  cache.put({
+    tensorSha256: sha256(src.readBytes(name)), name, dtype: 'BF16', shape: [rows, cols], k: 1, method: 'randomized-subspace-iteration-rayleigh-ritz',
+    settings: { oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, backend: await linalgBackend(), threads: 1 },
+  }, { U, S: Float64Array.of(5), V, basis: null, sigmaNext: null, info: { iterations: 0, residual: 0, angleErrorBound: 0, converged: true, method: 'planted' } });
+  const sc = defaultMaskScorers({ cacheDir: path.join(dir, 'cache') });
+  const planted = await sc.principal(name, src.readFloat32(name), rows, cols, 1 / (rows * cols), 1, { dtype: 'BF16', bytes: src.readBytes(name) });
+  assert.deepEqual([planted.count(), planted.get(0)], [1, true]);
+  assert.equal(cache.stats.writes, 1);
+  src.close();
+});
+
+test('CLI: masks prints per-module fractions; bad kind is one line, exit 2', async () => {
+  const { main } = await import('../src/cli/main.js');
+  const dir = tempDir();
+  const writes: string[] = [];
+  const o = process.stdout.write.bind(process.stdout), e = process.stderr.write.bind(process.stderr);
+  const saved = process.exitCode;
+  process.exitCode = undefined;
+  (process.stdout as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
+  (process.stderr as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
+  let c1: number, c2: number;
+  try {
+    c1 = await main(['node', 'rlvr-lens', 'masks', '--base', QWEN2, '--kind', 'low', '--layers', '1', '--modules', 'q,v', '--out', path.join(dir, 'm.safetensors'), '--quiet']);
+    c2 = await main(['node', 'rlvr-lens', 'masks', '--base', QWEN2, '--kind', 'lowest', '--out', path.join(dir, 'x.safetensors')]);
+  } finally {
+    (process.stdout as { write: unknown }).write = o; (process.stderr as { write: unknown }).write = e;
+    process.exitCode = saved;
+  }
+  assert.equal(c1, 0);
+  const text = writes.join('');
+  assert.match(text, /low mask, α=0\.5/);
+  assert.match(text, /all linear +3072 +6144 +0\.5/);
+  assert.deepEqual([...readMasks(path.join(dir, 'm.safetensors')).keys()], ['model.layers.1.self_attn.q_proj.weight', 'model.layers.1.self_attn.v_proj.weight']);
+  assert.equal(c2, 2);
+  assert.match(text, /rlvr-lens: --kind must be one of princ, nonprinc, low, safe, random-like-safe/);
+  assert.ok(!fs.existsSync(path.join(dir, 'x.safetensors')));
+});

@@ -13,7 +13,8 @@
  *               that tensor's safe mask (seeded: `new Rng(moduleSeed(seed, name))`, partial
  *               Fisher–Yates), the paper's control (v).
  * M_princ and M_low are computed by src/probes/principal.ts (`principalMask`,
- * `lowMagnitudeMask`: ties broken by flat index, so masks are deterministic).
+ * `lowMagnitudeMask`: exactly floor(α·n) entries, ties broken by flat index, so masks are
+ * deterministic), reusing cached base decompositions (`defaultMaskScorers`).
  *
  * Tensors not in the mask file (embeddings, lm_head, norms, biases) are not restricted by
  * it; the result reports the trainable fraction over the masked weights and over all
@@ -22,11 +23,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RlvrError, UsageError } from '../errors.js';
+import { type DType, decodeToFloat32 } from '../io/dtype.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { type TensorToWrite, writeSafetensors } from '../io/writer.js';
 import { type LayerSelection, parseLayerList } from '../interventions/intervene.js';
 import { type ModuleKind, compareTensorNames, isLinearWeight, parseTensorName } from '../model/names.js';
+import { linalgBackend } from '../linalg/index.js';
 import { BitMask } from '../probes/mask.js';
+import { effectiveK, lowMagnitudeMask, principalMask } from '../probes/principal.js';
+import { DecompositionCache, defaultCacheDir, sha256 } from '../run/cache.js';
 import { Rng } from '../util/random.js';
 import { VERSION } from '../version.js';
 import { moduleSeed } from './peft.js';
@@ -34,10 +39,44 @@ import { moduleSeed } from './peft.js';
 export type MaskKind = 'princ' | 'nonprinc' | 'low' | 'safe' | 'random-like-safe';
 export const MASK_KINDS: readonly MaskKind[] = ['princ', 'nonprinc', 'low', 'safe', 'random-like-safe'];
 
+/** The stored form of a weight (for content-keyed caches). */
+export interface RawTensor { dtype: DType; bytes: Uint8Array }
+
 /** Computes M_princ and M_low for one weight [rows, cols] (row-major fp32). */
 export interface MaskScorers {
-  principal(name: string, w: Float32Array, rows: number, cols: number, alpha: number, rank: number): Promise<BitMask> | BitMask;
+  principal(name: string, w: Float32Array, rows: number, cols: number, alpha: number, rank: number, raw?: RawTensor): Promise<BitMask> | BitMask;
   low(name: string, w: Float32Array, rows: number, cols: number, alpha: number): Promise<BitMask> | BitMask;
+}
+
+/**
+ * The library's M_princ / M_low (src/probes/principal.ts). M_princ's top-k factors are read
+ * from the base-decomposition cache (src/run/cache.ts) when `rlvr-lens analyze/principal`
+ * already decomposed this weight with the default solver settings and the same thread
+ * count (identical factors, so identical masks); otherwise they are computed with the same
+ * `topKSVD` defaults. The cache is only read here, never written: its entries also carry
+ * data (σ_{k+1}, warm-start basis) that only the geometry run produces.
+ */
+export function defaultMaskScorers(o: { cacheDir?: string | null; threads?: number } = {}): MaskScorers {
+  const threads = o.threads ?? 1;
+  const cache = new DecompositionCache(o.cacheDir === undefined ? defaultCacheDir() : o.cacheDir);
+  let backend: string | null = null;
+  return {
+    async principal(name, w, rows, cols, alpha, rank, raw) {
+      const W0 = { rows, cols, data: w };
+      if (raw && cache.dir !== null) {
+        backend ??= await linalgBackend();
+        const k = effectiveK(rank, rows, cols);
+        const dec = cache.get({
+          tensorSha256: sha256(raw.bytes), name, dtype: raw.dtype, shape: [rows, cols], k,
+          method: 'randomized-subspace-iteration-rayleigh-ritz',
+          settings: { oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, backend, threads },
+        });
+        if (dec) return principalMask(W0, k, alpha, { svd: dec, threads });
+      }
+      return principalMask(W0, rank, alpha, { threads });
+    },
+    low: (_name, w, rows, cols, alpha) => lowMagnitudeMask({ rows, cols, data: w }, alpha),
+  };
 }
 
 export interface MaskOptions {
@@ -53,8 +92,12 @@ export interface MaskOptions {
   /** Only these module kinds (q, k, v, o, gate, up, down, expert, router). */
   modules?: readonly ModuleKind[];
   force?: boolean;
-  /** How M_princ / M_low are computed (default: src/probes/principal.ts). */
+  /** How M_princ / M_low are computed (default: `defaultMaskScorers`). */
   scorers?: MaskScorers;
+  /** Decomposition cache folder for the default scorers (null: none; default: `defaultCacheDir()`). */
+  cacheDir?: string | null;
+  /** GEMM threads for the default scorers. */
+  threads?: number;
   onTensor?: (name: string, done: number, total: number) => void;
 }
 
@@ -128,7 +171,7 @@ export async function buildMasks(opts: MaskOptions, scorers: MaskScorers | undef
   if (!Number.isInteger(rank) || rank < 1) throw new UsageError(`--rank must be a positive integer, not ${rank}`);
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer in 0..4294967295, not ${seed}`);
-  if (!scorers) throw new RlvrError('buildMasks: no principal/low-magnitude mask scorers available', { code: 'E_INTERNAL', exitCode: 1 });
+  const sc = scorers ?? defaultMaskScorers({ ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}), ...(opts.threads !== undefined ? { threads: opts.threads } : {}) });
   const out = path.resolve(opts.out);
   if (fs.existsSync(out) && !opts.force) throw new RlvrError('output file already exists (use --force to replace it)', { file: opts.out, code: 'E_EXISTS' });
   if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new RlvrError('output path is a folder; give a .safetensors file name', { file: opts.out, code: 'E_EXISTS' });
@@ -161,10 +204,11 @@ export async function buildMasks(opts: MaskOptions, scorers: MaskScorers | undef
       const [rows, cols] = src.info(name).shape as [number, number];
       const needPrinc = opts.kind !== 'low';
       const needLow = opts.kind === 'low' || opts.kind === 'safe' || opts.kind === 'random-like-safe';
-      const w = src.readFloat32(name);
+      const bytes = src.readBytes(name);
+      const w = decodeToFloat32(bytes, src.info(name).dtype);
       const k = Math.min(rank, rows, cols);
-      const princ = needPrinc ? await scorers.principal(name, w, rows, cols, alpha, k) : null;
-      const low = needLow ? await scorers.low(name, w, rows, cols, alpha) : null;
+      const princ = needPrinc ? await sc.principal(name, w, rows, cols, alpha, k, { dtype: src.info(name).dtype, bytes }) : null;
+      const low = needLow ? await sc.low(name, w, rows, cols, alpha) : null;
       const mask = combineMasks(opts.kind, princ, low, opts.kind === 'random-like-safe' ? new Rng(moduleSeed(seed, name)) : undefined);
       masks.set(name, mask);
       const p = parseTensorName(name);

@@ -5,6 +5,7 @@ import { register as sparsity } from './sparsity.js';
 import { register as inspect } from './inspect.js';
 import { register as intervene } from './intervene.js';
 import { register as adapter } from './adapter.js';
+import { register as masks } from './masks.js';
 import { register as lab } from './lab.js';
 import { register as report } from './report.js';
 import { register as demo } from './demo.js';
@@ -24,6 +25,7 @@ export const COMMANDS: RegisterCommand[] = [
   inspect,
   intervene,
   adapter,
+  masks,
   lab,
   report,
   demo,
