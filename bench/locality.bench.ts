@@ -59,7 +59,7 @@ function runLocality(base: string, tuned: string[], threads: number): { rss: num
 }
 
 function gib(b: number): string { return `${(b / 2 ** 30).toFixed(2)} GiB`; }
-function mib(b: number): string { return `${(b / 2 ** 20).toFixed(0)} MiB`; }
+function mib(b: number): string { return `${(b / 2 ** 20).toFixed(b < 10 * 2 ** 20 ? 2 : 0)} MiB`; }
 
 export default async function localityBench(): Promise<void> {
   const scale = Number(process.env.RLVR_BENCH_SCALE ?? 1);

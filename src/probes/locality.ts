@@ -600,6 +600,9 @@ export interface LocalityOptions {
   consensusMaxSize: number;
   /** Worker threads of the mask pass (default: all cores). */
   threads?: number;
+  /** runLocalityPass: let the mask pass cover every tensor, so its sparsity document is the
+   * full one `rlvr-lens sparsity` writes (locality still analyses only the selected tensors). */
+  fullSparsity?: boolean;
   /** Called after each tensor (progress). */
   onTensor?: (name: string, index: number, total: number) => void;
 }
@@ -717,14 +720,16 @@ export async function runLocalityPass(baseSpec: string, tunedSpecs: readonly str
     const names = new Set(selectTensors(base, { all: o.allTensors, match: o.match }));
     const acc = new LocalityAccumulator(tunedSpecs.length, o);
     let done = 0;
-    const pass = await forEachTensorMasks(baseSpec, tunedSpecs, { probe: o.probe, threads: o.threads, filter: (n) => names.has(n) }, (name, masks) => {
+    const filter = o.fullSparsity ? undefined : (n: string): boolean => names.has(n);
+    const pass = await forEachTensorMasks(baseSpec, tunedSpecs, { probe: o.probe, threads: o.threads, filter }, (name, masks) => {
+      if (!names.has(name)) return;
       acc.add(name, base.readBytes(name), base.info(name).dtype, masks, masks.map(() => 0));
       o.onTensor?.(name, done++, names.size);
     });
     // Non-finite counts per run come from the sparsity records of the same pass.
     const recs = new Map(pass.sparsity.tensors.map((t) => [t.name, t]));
     for (const t of acc.tensors) t.nonFinite = recs.get(t.name)?.results.map((r) => r?.nonFinite ?? 0) ?? t.nonFinite;
-    return acc.finish(baseSpec, tunedSpecs, pass.incomplete, pass.sparsity);
+    return acc.finish(baseSpec, tunedSpecs, pass.incomplete.filter((n) => names.has(n)), pass.sparsity);
   } finally {
     base.close();
   }

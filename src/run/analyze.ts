@@ -37,6 +37,7 @@ import { type Table, envelope, writeOutputs } from '../report/output.js';
 import { type GeometryRun, boundsTables, principalTables, runGeometry, spectrumTables } from './geometry.js';
 import { sparsityTables } from './merge.js';
 import type { ShardSpec } from './shard.js';
+import { dynamicsStage, localityStage } from '../probes/locality-stages.js';
 
 export interface AnalyzeOptions {
   k: number;
@@ -139,6 +140,8 @@ export const STAGES: AnalyzeStage[] = [
   spectrumStage,
   principalStage,
   boundsStage,
+  localityStage,
+  dynamicsStage,
 ];
 
 export interface AnalyzeResult {

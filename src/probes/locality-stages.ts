@@ -1,0 +1,58 @@
+/**
+ * The locality and dynamics probes as `rlvr-lens analyze` stages (see the stage interface
+ * in src/run/analyze.ts; registered there in STAGES). Each writes DIR/<name>.json plus its
+ * tables; figures come from `rlvr-lens figure` or the HTML report over those files.
+ */
+import { openCheckpoint } from '../io/checkpoint.js';
+import { parseTensorName } from '../model/names.js';
+import type { AnalyzeContext, AnalyzeStage } from '../run/analyze.js';
+import { dynamicsDocument, dynamicsTables, resolveSteps, runDynamicsPass } from './dynamics.js';
+import { localityDocument, localityLayers, localityTables, runLocalityPass } from './locality.js';
+
+/** Why locality cannot run on this analysis, or null. */
+function localitySkip(ctx: AnalyzeContext): string | null {
+  if (ctx.tuned.length < 2) return 'needs at least two tuned runs from the same base';
+  if (ctx.options.shard) return 'not computed per shard (run without --shard)';
+  return null;
+}
+
+export const localityStage: AnalyzeStage = {
+  name: 'locality',
+  description: 'cross-run Jaccard of update masks vs Bernoulli and magnitude-matched baselines, consensus histogram, change rate per binade of |W0| (paper §2.2, Table 2; SPEC §2, §4)',
+  enabled: localitySkip,
+  async run(ctx) {
+    const r = await runLocalityPass(ctx.base, ctx.tuned, {
+      probe: ctx.options.probe, threads: ctx.options.threads,
+      onTensor: (name, done, total) => ctx.log(`locality ${done + 1}/${total} ${name}`),
+    });
+    const layer = localityLayers(r).middle;
+    return [{ name: 'locality', doc: localityDocument(r, layer), tables: localityTables(r, layer) }];
+  },
+};
+
+export const dynamicsStage: AnalyzeStage = {
+  name: 'dynamics',
+  description: 'row/column update ratios over training steps with head boundaries, sparsity over steps, profile stability (paper §2.3, Fig. 3; SPEC §2)',
+  enabled(ctx) {
+    if (ctx.checkpoints.length === 0) return 'no --checkpoints given';
+    if (ctx.options.shard) return 'not computed per shard (run without --shard)';
+    try { resolveSteps(ctx.checkpoints); return null; } catch (e) { return (e as Error).message; }
+  },
+  async run(ctx) {
+    const steps = resolveSteps(ctx.checkpoints);
+    const base = openCheckpoint(ctx.base);
+    let layers: number[];
+    try {
+      layers = [...new Set(base.names.map((n) => parseTensorName(n).layer).filter((l): l is number => l !== null))].sort((a, b) => a - b);
+    } finally {
+      base.close();
+    }
+    // Full profiles for the middle layer's tensors (summaries for all).
+    const mid = layers.length > 0 ? layers[Math.floor((layers.length - 1) / 2)]! : null;
+    const d = await runDynamicsPass(ctx.base, ctx.checkpoints, steps, {
+      probe: ctx.options.probe, threads: ctx.options.threads, profilesFor: (n) => parseTensorName(n).layer === mid,
+      onTensor: (name, done, total) => ctx.log(`dynamics ${done + 1}/${total} ${name}`),
+    });
+    return [{ name: 'dynamics', doc: dynamicsDocument(d), tables: dynamicsTables(d) }];
+  },
+};
