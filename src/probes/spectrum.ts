@@ -9,7 +9,7 @@
  * src/run/geometry.ts's job. Angles are in degrees, ascending (θ_1 ≤ … ≤ θ_k).
  */
 import type { Mat, Mat64 } from '../linalg/index.js';
-import { matmul64Fast, principalAngles, symmetricEigen, toMat64 } from '../linalg/index.js';
+import { matmul64Fast, principalAnglesFast, symmetricEigen, toMat64 } from '../linalg/index.js';
 
 /** Left/right singular bases (orthonormal columns) of one matrix. */
 export interface SingularBases { U: Mat64; V: Mat64 }
@@ -25,10 +25,14 @@ export interface AngleCurves {
   max: number;
 }
 
-/** Principal-angle curves of the top-k left and right subspaces (k = the bases' column count). */
-export function principalAngleCurves(base: SingularBases, tuned: SingularBases): AngleCurves {
-  const u = principalAngles(base.U, tuned.U);
-  const v = principalAngles(base.V, tuned.V);
+/**
+ * Principal-angle curves of the top-k left and right subspaces (k = the bases' column
+ * count), via `principalAnglesFast` (fp64 GEMM + k×k eigenvalues; ~1e-6° of the Jacobi
+ * reference, sines for small angles so W vs W gives 0).
+ */
+export async function principalAngleCurves(base: SingularBases, tuned: SingularBases, threads = 1): Promise<AngleCurves> {
+  const u = await principalAnglesFast(base.U, tuned.U, { threads });
+  const v = await principalAnglesFast(base.V, tuned.V, { threads });
   const maxU = u.length ? u[u.length - 1]! : 0;
   const maxV = v.length ? v[v.length - 1]! : 0;
   return { u, v, maxU, maxV, max: Math.max(maxU, maxV) };

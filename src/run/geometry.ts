@@ -349,6 +349,10 @@ export function selectGeometryTensors(src: TensorSource, layers: number[] | null
   }).sort(compareTensorNames);
 }
 
+export const DEFAULT_SOLVER: Readonly<SolverSettings> = {
+  method: 'randomized-subspace-iteration-rayleigh-ritz', oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, warmStart: true, backend: 'ort', threads: 1,
+};
+
 const SPECTRAL_NORM = { tol: 1e-4, maxIter: 300, block: 4, seed: 0 };
 
 function solveInfo(r: TopKSVD | null): SolveInfo {
@@ -388,9 +392,10 @@ function ritzValue(A: Mat, X: Mat64, c: number, tall: boolean): number {
   return Math.sqrt(s);
 }
 
-interface Solved { U: Mat64; S: Float64Array; V: Mat64; basis: Decomposition['basis']; sigmaNext: number | null; info: SolveInfo }
+export interface Solved { U: Mat64; S: Float64Array; V: Mat64; basis: Decomposition['basis']; sigmaNext: number | null; info: SolveInfo }
 
-async function decompose(W: Mat, k: number, exact: boolean, s: SolverSettings, warm: Decomposition['basis']): Promise<Solved> {
+/** Top-k factors of W as the geometry pass computes them (exact, or randomized with an optional warm-start basis). */
+export async function decomposeWeight(W: Mat, k: number, exact: boolean, s: SolverSettings, warm: Decomposition['basis']): Promise<Solved> {
   const r = Math.min(W.rows, W.cols);
   if (exact) {
     const f = exactSVD(W);
@@ -486,7 +491,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
         };
         dec = cache.get(key);
         if (!dec) {
-          const s = await decompose(W0, k, exact, solver, null);
+          const s = await decomposeWeight(W0, k, exact, solver, null);
           dec = { U: s.U, S: s.S, V: s.V, basis: s.basis, sigmaNext: s.sigmaNext, info: s.info };
           cache.put(key, dec);
         }
@@ -517,11 +522,11 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
         let W1: Mat | null = null;
         if (!identical && (want.spectrum || want.bounds)) {
           W1 = toMat(t, name);
-          d1 = await decompose(W1, k, exact, solver, d0.basis);
+          d1 = await decomposeWeight(W1, k, exact, solver, d0.basis);
         }
         const S0 = Array.from(d0.S);
         if (want.spectrum || want.bounds) {
-          const curves = identical ? null : principalAngleCurves(d0, d1!);
+          const curves = identical ? null : await principalAngleCurves(d0, d1!, threads);
           const zeros = new Array<number>(k).fill(0);
           const full1 = o.fullSpectrum && want.spectrum ? (identical ? full0 : await fullSpectrum(W1!, threads)) : null;
           const r: SpectrumResult = {
