@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { RlvrError } from '../errors.js';
+import { printable } from '../io/printable.js';
 import { VERSION } from '../version.js';
 import { COMMANDS } from './commands/index.js';
 
@@ -29,15 +30,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/**
- * Makes text safe to print as one terminal line: control characters (newlines, ESC, C1,
- * bidi overrides) are shown escaped, since error messages can quote hostile file contents
- * and file names. Long messages are cut.
- */
+/** Makes text safe to print as one terminal line (messages can quote hostile file contents
+ * and names): control characters, separators and bidi overrides are shown escaped. */
 export function oneLine(text: string, max = 2000): string {
-  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return safe.length > max ? `${safe.slice(0, max - 3)}...` : safe;
+  return printable(text, max);
 }
 
 /**

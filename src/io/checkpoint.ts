@@ -11,6 +11,7 @@ import { FormatError, RlvrError, fromSystemError } from '../errors.js';
 import { type ModelConfig, parseModelConfig } from '../model/config.js';
 import { compareTensorNames } from '../model/names.js';
 import { type DType, decodeToFloat32, decodeToFloat64 } from './dtype.js';
+import { printable } from './printable.js';
 import { SafetensorsFile, type TensorInfo } from './safetensors.js';
 
 export interface TensorEntry extends TensorInfo {
@@ -204,7 +205,7 @@ function openIndexed(spec: string, folder: string, indexPath: string): Checkpoin
     raw = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code) throw fromSystemError(e, indexPath, 'read');
-    throw new FormatError(indexPath, 'E_INDEX_JSON', `index is not valid JSON (${(e as Error).message.slice(0, 100)})`);
+    throw new FormatError(indexPath, 'E_INDEX_JSON', `index is not valid JSON (${printable((e as Error).message, 120)})`);
   }
   const wm = (raw as { weight_map?: unknown } | null)?.weight_map;
   if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) {

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import { FormatError, fromSystemError } from '../errors.js';
 import { type DType, ITEMSIZE, isDType } from './dtype.js';
+import { printable } from './printable.js';
 
 /** Largest header the reader accepts (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -63,7 +64,8 @@ export interface TensorInfo {
 
 function fail(file: string, code: SafetensorsErrorCode, detail?: string): never {
   const base = SAFETENSORS_ERRORS[code];
-  throw new FormatError(file, code, detail ? `${base} (${detail})` : base);
+  // The detail may quote the header (JSON parser messages do): keep it one clean line.
+  throw new FormatError(file, code, detail ? `${base} (${printable(detail, 300)})` : base);
 }
 
 /** A name as it appears in messages: JSON-quoted and cut, so a hostile name stays one short line. */
