@@ -38,6 +38,8 @@ import { type GeometryRun, boundsTables, principalTables, runGeometry, spectrumT
 import { sparsityTables } from './merge.js';
 import type { ShardSpec } from './shard.js';
 import { dynamicsStage, localityStage } from '../probes/locality-stages.js';
+import { writeReport } from '../report/html/index.js';
+import { mapsOnMask, mapsStage } from '../report/html/stage.js';
 
 export interface AnalyzeOptions {
   k: number;
@@ -102,7 +104,9 @@ export const sparsityStage: AnalyzeStage = {
   name: 'sparsity',
   description: 'update sparsity per tensor, layer, module kind (paper §2.1, SPEC §1)',
   async run(ctx) {
-    const doc = await updateSparsity(ctx.base, ctx.tuned, { probe: ctx.options.probe, threads: ctx.options.threads, shard: ctx.options.shard });
+    // The same read feeds the report's heatmaps (maps stage), when that stage runs.
+    const maps = ctx.options.shard === null && (ctx.options.stages === null || ctx.options.stages.includes('maps'));
+    const doc = await updateSparsity(ctx.base, ctx.tuned, { probe: ctx.options.probe, threads: ctx.options.threads, shard: ctx.options.shard, ...(maps ? { onMask: mapsOnMask(ctx) } : {}) });
     return [{ name: 'sparsity', doc, tables: sparsityTables(doc) }];
   },
 };
@@ -137,6 +141,7 @@ export const boundsStage: AnalyzeStage = {
 /** The stages, in run order. Add a stage here (one line). */
 export const STAGES: AnalyzeStage[] = [
   sparsityStage,
+  mapsStage,
   spectrumStage,
   principalStage,
   boundsStage,
@@ -205,5 +210,7 @@ export async function analyze(
     files: [...files, 'manifest.json'].sort(),
   });
   writeOutputs(out, 'manifest', manifest);
+  // Last: the self-contained HTML report over everything just written (not for shard folders: merge first).
+  if (!options.shard) await writeReport(out);
   return { out, files: [...files, 'manifest.json'].sort(), stages: stageFiles };
 }

@@ -4,10 +4,10 @@
  * favouring" claims, principal-angle and singular-value curves of the selected tensor,
  * max angle and NSS across layers, per-layer overlap bars with the random baseline.
  */
-import { type Json, type Obj, pick, round, roundAll } from '../access.js';
+import { type Json, type Obj, isObj, num, pick, round, roundAll } from '../access.js';
 import type { ReportContext } from '../context.js';
 import type { BarFigure, Figure, LineFigure, Section } from '../model.js';
-import { numOf, table } from './common.js';
+import { arrOf, numOf, table } from './common.js';
 import { type Pattern, type TensorRecords, findArr, findNum, tensorRecords } from './records.js';
 
 const U: RegExp = /(^|[._])u([._]|$)|anglesu|angleu|u_?angle|left/;
@@ -161,7 +161,33 @@ export function buildPrincipal(doc: Obj, ctx: ReportContext): Section {
   const all = runs.map(emptyPool);
   const byLayer = runs.map(() => new Map<number, Pool>());
   let weighted = true;
-  for (const t of tensors) {
+  // The principal probe's own layout: summary[i].{all, byLayer[]}.masks.{principal, low,
+  // principalNotLow}.{overlap, random, magnitudeMatched} (ratios pooled as Σ|M•∩M| / Σ|M|), and
+  // per tensor results[i].masks.<mask>.{ratio, random, magnitudeMatchedRatio}. Read it as is.
+  const summary = arrOf(doc, 'summary');
+  const native = summary.length === runs.length && summary.length > 0 && summary.every((s) => isObj(pick(pick(pick(s, 'all'), 'masks'), 'principal')));
+  if (native) {
+    const asPool = (g: unknown): Pool => {
+      const m = pick(g, 'masks');
+      const pr = pick(m, 'principal'), lo = pick(m, 'low'), pn = pick(m, 'principalNotLow');
+      const v = (o: unknown, k: string): number | null => numOf(o, k);
+      const has = (x: number | null): number => (x === null ? 0 : 1);
+      const obs = v(pr, 'overlap'), mm = v(pr, 'magnitudeMatched'), low = v(lo, 'overlap'), pnl = v(pn, 'overlap');
+      return { w: has(obs), obs: obs ?? 0, rand: v(pr, 'random') ?? alpha, mm: mm ?? 0, wMm: has(mm), low: low ?? 0, lowRand: v(lo, 'random') ?? alpha, wLow: has(low), pnl: pnl ?? 0, pnlRand: v(pn, 'random') ?? 0, wPnl: has(pnl) };
+    };
+    summary.forEach((s, i) => {
+      all[i] = asPool(pick(s, 'all'));
+      for (const g of arrOf(s, 'byLayer')) { const l = numOf(g, 'layer'); if (l !== null) byLayer[i]!.set(l, asPool(g)); }
+    });
+    for (const t of tensors) {
+      ctx.tensor(t.name, t.shape);
+      t.perRun.forEach((r, i) => {
+        if (!r || !runs[i]) return;
+        ctx.metric(runs[i]!, 'tensor', t.name, { ovPrinc: round(num(r['masks.principal.ratio']), 4), ovPrincMM: round(num(r['masks.principal.magnitudematchedratio']), 4), ovLow: round(num(r['masks.low.ratio']), 4) });
+      });
+    }
+  }
+  for (const t of native ? [] : tensors) {
     ctx.tensor(t.name, t.shape);
     t.perRun.forEach((r, i) => {
       if (!r || !runs[i]) return;
