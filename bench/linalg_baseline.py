@@ -16,7 +16,9 @@ CLI below does it from --threads. Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in 
 environment (the bench does) so OpenBLAS picks its best kernel for the CPU.
 
 CLI: python3 bench/linalg_baseline.py --threads 1 [--gemm M,K,N,T ...] [--svd M,N,K,P,ITERS]
-prints one JSON object on stdout.
+prints one JSON object on stdout. With --serve it instead answers one JSON request per stdin
+line ({"gemm": [M,K,N,T], "reps": R} or {"svd": [M,N,K,P,ITERS]}) with one JSON line, so a
+benchmark can interleave numpy and its own measurements shape by shape under machine noise.
 """
 import argparse
 import ctypes
@@ -163,10 +165,29 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--gemm', action='append', default=[], help='M,K,N,T (T=1: Aᵀ·B with A stored K×M)')
     p.add_argument('--svd', action='append', default=[], help='M,N,K,P,ITERS')
+    p.add_argument('--serve', action='store_true', help='answer JSON requests line by line on stdin')
     args = p.parse_args(argv)
     t = str(args.threads)
     for var in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
         os.environ[var] = t
+    if args.serve:
+        sys.stdout.write(json.dumps({'blas': blas_info()}) + '\n')
+        sys.stdout.flush()
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            req = json.loads(line)
+            if 'gemm' in req:
+                m, k, n, tr = req['gemm']
+                ans = {'gflops': gemm_gflops(m, k, n, bool(tr), req.get('reps'))}
+            elif 'svd' in req:
+                m, n, k, pp, iters = req['svd']
+                ans = {'seconds': time_topk(m, n, k, pp, iters, warm=bool(req.get('warm')))}
+            else:
+                ans = {'error': 'unknown request'}
+            sys.stdout.write(json.dumps(ans) + '\n')
+            sys.stdout.flush()
+        return
     out = {'blas': blas_info(), 'gemm': [], 'svd': []}
     for g in args.gemm:
         m, k, n, tr = (int(x) for x in g.split(','))

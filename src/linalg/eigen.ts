@@ -22,10 +22,8 @@ export function symmetricEigen(A: Mat64, opts: { vectors?: boolean } = {}): Symm
   const d = new Float64Array(n);
   const e = new Float64Array(n);
   if (n === 0) return { values: d, vectors: { rows: 0, cols: 0, data: V } };
-  tred2(n, V, d, e);
-  // tql2 rotates pairs of eigenvector columns: on the transpose those are contiguous rows.
-  const Vt = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) Vt[j * n + i] = V[i * n + j]!;
+  const Vt = V; // symmetric input: V = Vᵀ, and tred2/tql2 work on the transposed layout
+  tred2(n, Vt, d, e);
   tql2(n, Vt, d, e);
   // Sort descending with the vectors.
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[b]! - d[a]! || a - b);
@@ -43,15 +41,20 @@ export function symmetricEigen(A: Mat64, opts: { vectors?: boolean } = {}): Symm
   return { values, vectors: { rows: wantVectors ? n : 0, cols: wantVectors ? n : 0, data: vec } };
 }
 
-/** Householder reduction to tridiagonal form (d: diagonal, e: subdiagonal), V accumulates. */
-function tred2(n: number, V: Float64Array, d: Float64Array, e: Float64Array): void {
-  for (let j = 0; j < n; j++) d[j] = V[(n - 1) * n + j]!;
+/**
+ * Householder reduction to tridiagonal form (d: diagonal, e: subdiagonal). Works on T = Vᵀ
+ * (the EISPACK/JAMA tred2 with every V[r][c] read as T[c][r]) so that all inner loops run
+ * along contiguous memory; on return the ROWS of T hold the accumulated transformation,
+ * which is exactly the layout tql2 rotates.
+ */
+function tred2(n: number, T: Float64Array, d: Float64Array, e: Float64Array): void {
+  for (let j = 0; j < n; j++) d[j] = T[j * n + (n - 1)]!;
   for (let i = n - 1; i > 0; i--) {
     let scale = 0, h = 0;
     for (let k = 0; k < i; k++) scale += Math.abs(d[k]!);
     if (scale === 0) {
       e[i] = d[i - 1]!;
-      for (let j = 0; j < i; j++) { d[j] = V[(i - 1) * n + j]!; V[i * n + j] = 0; V[j * n + i] = 0; }
+      for (let j = 0; j < i; j++) { d[j] = T[j * n + (i - 1)]!; T[j * n + i] = 0; T[i * n + j] = 0; }
     } else {
       for (let k = 0; k < i; k++) { d[k] = d[k]! / scale; h += d[k]! * d[k]!; }
       let f = d[i - 1]!;
@@ -63,9 +66,9 @@ function tred2(n: number, V: Float64Array, d: Float64Array, e: Float64Array): vo
       for (let j = 0; j < i; j++) e[j] = 0;
       for (let j = 0; j < i; j++) {
         f = d[j]!;
-        V[j * n + i] = f;
-        g = e[j]! + V[j * n + j]! * f;
-        for (let k = j + 1; k <= i - 1; k++) { g += V[k * n + j]! * d[k]!; e[k] = e[k]! + V[k * n + j]! * f; }
+        T[i * n + j] = f;
+        g = e[j]! + T[j * n + j]! * f;
+        for (let k = j + 1; k <= i - 1; k++) { g += T[j * n + k]! * d[k]!; e[k] = e[k]! + T[j * n + k]! * f; }
         e[j] = g;
       }
       f = 0;
@@ -74,29 +77,29 @@ function tred2(n: number, V: Float64Array, d: Float64Array, e: Float64Array): vo
       for (let j = 0; j < i; j++) e[j] = e[j]! - hh * d[j]!;
       for (let j = 0; j < i; j++) {
         f = d[j]!; g = e[j]!;
-        for (let k = j; k <= i - 1; k++) V[k * n + j] = V[k * n + j]! - (f * e[k]! + g * d[k]!);
-        d[j] = V[(i - 1) * n + j]!;
-        V[i * n + j] = 0;
+        for (let k = j; k <= i - 1; k++) T[j * n + k] = T[j * n + k]! - (f * e[k]! + g * d[k]!);
+        d[j] = T[j * n + (i - 1)]!;
+        T[j * n + i] = 0;
       }
     }
     d[i] = h;
   }
   for (let i = 0; i < n - 1; i++) {
-    V[(n - 1) * n + i] = V[i * n + i]!;
-    V[i * n + i] = 1;
+    T[i * n + (n - 1)] = T[i * n + i]!;
+    T[i * n + i] = 1;
     const h = d[i + 1]!;
     if (h !== 0) {
-      for (let k = 0; k <= i; k++) d[k] = V[k * n + i + 1]! / h;
+      for (let k = 0; k <= i; k++) d[k] = T[(i + 1) * n + k]! / h;
       for (let j = 0; j <= i; j++) {
         let g = 0;
-        for (let k = 0; k <= i; k++) g += V[k * n + i + 1]! * V[k * n + j]!;
-        for (let k = 0; k <= i; k++) V[k * n + j] = V[k * n + j]! - g * d[k]!;
+        for (let k = 0; k <= i; k++) g += T[(i + 1) * n + k]! * T[j * n + k]!;
+        for (let k = 0; k <= i; k++) T[j * n + k] = T[j * n + k]! - g * d[k]!;
       }
     }
-    for (let k = 0; k <= i; k++) V[k * n + i + 1] = 0;
+    for (let k = 0; k <= i; k++) T[(i + 1) * n + k] = 0;
   }
-  for (let j = 0; j < n; j++) { d[j] = V[(n - 1) * n + j]!; V[(n - 1) * n + j] = 0; }
-  V[(n - 1) * n + n - 1] = 1;
+  for (let j = 0; j < n; j++) { d[j] = T[j * n + (n - 1)]!; T[j * n + (n - 1)] = 0; }
+  T[(n - 1) * n + (n - 1)] = 1;
   e[0] = 0;
 }
 
@@ -117,7 +120,7 @@ function tql2(n: number, Vt: Float64Array, d: Float64Array, e: Float64Array): vo
         if (++iter > 100) throw new Error('symmetricEigen: QL iteration did not converge');
         let g = d[l]!;
         let p = (d[l + 1]! - g) / (2 * e[l]!);
-        let r = Math.hypot(p, 1);
+        let r = Math.sqrt(p * p + 1);
         if (p < 0) r = -r;
         d[l] = e[l]! / (p + r);
         d[l + 1] = e[l]! * (p + r);
@@ -133,7 +136,7 @@ function tql2(n: number, Vt: Float64Array, d: Float64Array, e: Float64Array): vo
           c3 = c2; c2 = c; s2 = s;
           g = c * e[i]!;
           h = c * p;
-          r = Math.hypot(p, e[i]!);
+          r = Math.sqrt(p * p + e[i]! * e[i]!); // Math.hypot is much slower in V8; no overflow at these scales
           e[i + 1] = s * r;
           s = e[i]! / r;
           c = p / r;
