@@ -249,3 +249,29 @@ test('bf16 reading of the fixture: decoded base values are finite except the pla
     assert.ok(Number.isFinite(bf16ToNumber(raw[2]!)));
   } finally { b.close(); }
 });
+
+test('worker pool: results arrive in task order with the main thread working too; a worker error is the same RlvrError', async () => {
+  const { runOrdered, workerUrl } = await import('../src/run/pool.js');
+  const { compareRange, createScratch } = await import('../src/probes/sparsity-engine.js');
+  const { RlvrError } = await import('../src/errors.js');
+  const cfg = { probe: { rule: 'bf16' as const, eta: 1e-3, tol: 1e-5 }, compareProbes: false, chunkElems: 32 };
+  const base = openCheckpoint(C('base')), tuned = openCheckpoint(C('tuned-a'));
+  try {
+    const names = base.names.filter((n) => n !== 'model.step');
+    const tasks = names.flatMap((name) => {
+      const n = base.info(name).numel;
+      return Array.from({ length: Math.ceil(n / 64) }, (_, i) => ({ name, start: i * 64, end: Math.min(n, (i + 1) * 64), tuned: [0], wantMask: false }));
+    });
+    const ctx = { scratch: createScratch(cfg), base, tuned: [tuned], cfg };
+    const worker = workerUrl('../src/run/sparsity-worker', new URL(import.meta.url).href);
+    const data = { base: base.root, tuned: [tuned.root], cfg };
+    const seen: number[] = [];
+    let changed = 0;
+    await runOrdered(tasks, { worker, workerData: data, threads: 3, window: 5, local: (t) => compareRange(ctx, t), onResult: (i, r: { tuned: { changed: number }[] }) => { seen.push(i); changed += r.tuned[0]!.changed; } });
+    assert.deepEqual(seen, tasks.map((_, i) => i));
+    const doc = await updateSparsity(C('base'), [C('tuned-a')], { threads: 1 });
+    assert.equal(changed, doc.summary[0]!.overall.n - doc.summary[0]!.overall.unchanged);
+    const bad = [...tasks.slice(0, 3), { name: 'no.such.tensor', start: 0, end: 1, tuned: [0], wantMask: false }];
+    await assert.rejects(runOrdered(bad, { worker, workerData: data, threads: 2, onResult: () => {} }), (e: unknown) => e instanceof RlvrError && e.code === 'E_MISSING_TENSOR');
+  } finally { base.close(); tuned.close(); }
+});

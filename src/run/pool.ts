@@ -112,14 +112,14 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
         w.inflight = (w.inflight ?? 1) - 1;
         if (accept(m.id, m.result as R)) {
           feed(w);
-          if (o.local && localIdle) setImmediate(localStep);
+          if (o.local && localIdle) { localIdle = false; setImmediate(localStep); }
         }
       });
       w.on('error', (err) => finish(err));
       w.on('exit', (code) => { if (code !== 0 && failed === null) finish(new Error(`worker exited with code ${code}`)); });
       feed(w);
     }
-    if (o.local) setImmediate(localStep);
+    if (o.local) { localIdle = false; setImmediate(localStep); }
   });
 }
 
