@@ -188,3 +188,30 @@ test('bad input: clear errors, nothing written', async () => {
   assert.deepEqual(fs.readdirSync(out), []);
   assert.deepEqual(fs.readdirSync(dir), ['o']);
 });
+
+test('CLI: adapter prints the merge check; a rank larger than the matrix is one line, exit 2', async () => {
+  const { main } = await import('../src/cli/main.js');
+  const dir = tempDir();
+  const writes: string[] = [];
+  const o = process.stdout.write.bind(process.stdout), e = process.stderr.write.bind(process.stderr);
+  const saved = process.exitCode;
+  process.exitCode = undefined;
+  (process.stdout as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
+  (process.stderr as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
+  let c1: number, c2: number;
+  try {
+    c1 = await main(['node', 'rlvr-lens', 'adapter', '--base', QWEN2, '--init', 'pissa', '--rank', '2', '--targets', 'o_proj', '--layers', '0', '--out', path.join(dir, 'a'), '--quiet', '--no-cache']);
+    c2 = await main(['node', 'rlvr-lens', 'adapter', '--base', QWEN2, '--init', 'milora', '--rank', '65', '--targets', 'q_proj', '--out', path.join(dir, 'b')]);
+  } finally {
+    (process.stdout as { write: unknown }).write = o; (process.stderr as { write: unknown }).write = e;
+    process.exitCode = saved;
+  }
+  assert.equal(c1, 0);
+  const text = writes.join('');
+  assert.match(text, /pissa adapter, r=2, lora_alpha=2 \(scale 1\), 1 modules/);
+  assert.match(text, /max \|W − \(W_res \+ scale·B·A\)\|/);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'a', 'adapter_config.json'), 'utf8')).r, 2);
+  assert.equal(c2, 2);
+  assert.match(text, /rlvr-lens: --rank 65 is larger than model\.layers\.0\.self_attn\.q_proj\.weight \(64×64, rank at most 64\)/);
+  assert.ok(!fs.existsSync(path.join(dir, 'b')));
+});

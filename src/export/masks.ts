@@ -23,7 +23,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RlvrError, UsageError } from '../errors.js';
-import { type DType, decodeToFloat32 } from '../io/dtype.js';
+import { decodeToFloat32 } from '../io/dtype.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { type TensorToWrite, writeSafetensors } from '../io/writer.js';
 import { type LayerSelection, parseLayerList } from '../interventions/intervene.js';
@@ -34,13 +34,10 @@ import { effectiveK, lowMagnitudeMask, principalMask } from '../probes/principal
 import { DecompositionCache, defaultCacheDir, sha256 } from '../run/cache.js';
 import { Rng } from '../util/random.js';
 import { VERSION } from '../version.js';
-import { moduleSeed } from './peft.js';
+import { type RawTensor, moduleSeed } from './peft.js';
 
 export type MaskKind = 'princ' | 'nonprinc' | 'low' | 'safe' | 'random-like-safe';
 export const MASK_KINDS: readonly MaskKind[] = ['princ', 'nonprinc', 'low', 'safe', 'random-like-safe'];
-
-/** The stored form of a weight (for content-keyed caches). */
-export interface RawTensor { dtype: DType; bytes: Uint8Array }
 
 /** Computes M_princ and M_low for one weight [rows, cols] (row-major fp32). */
 export interface MaskScorers {

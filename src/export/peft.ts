@@ -44,14 +44,18 @@ import { type DType, decodeToFloat64, encodeFromFloat32 } from '../io/dtype.js';
 import { type TensorSource, openCheckpoint } from '../io/checkpoint.js';
 import { type TensorToWrite, writeFileAtomic, writeSafetensors } from '../io/writer.js';
 import { type LayerSelection, checkOutputFolder, commitFolder, copySideFiles, parseLayerList, rewriteCheckpoint, tempFolderNextTo } from '../interventions/intervene.js';
-import { exactSVD, matmul64, symmetricEigen, topKSVD } from '../linalg/index.js';
+import { exactSVD, linalgBackend, matmul64, symmetricEigen, topKSVD } from '../linalg/index.js';
 import type { Mat64 } from '../linalg/index.js';
 import { compareTensorNames, parseTensorName } from '../model/names.js';
 import { envelope, toJson } from '../report/output.js';
+import { DecompositionCache, defaultCacheDir, sha256 } from '../run/cache.js';
 import { Rng } from '../util/random.js';
 import { VERSION } from '../version.js';
 
 export type AdapterInit = 'lora' | 'pissa' | 'milora';
+
+/** A weight's stored bytes (for content-keyed caches). */
+export interface RawTensor { dtype: DType; bytes: Uint8Array }
 export const ADAPTER_INITS: readonly AdapterInit[] = ['lora', 'pissa', 'milora'];
 
 /** r singular triplets of W: U [m×r], S [r] (descending), V [n×r]. */
@@ -74,7 +78,11 @@ export interface AdapterOptions {
   /** Where the residual base goes (pissa/milora); default `<out>/residual_base`. */
   residualOut?: string;
   force?: boolean;
-  /** Supplies r triplets for a weight (e.g. from a cache of base decompositions). */
+  /** Base-decomposition cache folder read for PiSSA (null: none; default `defaultCacheDir()`). */
+  cacheDir?: string | null;
+  /** GEMM threads for topKSVD. */
+  threads?: number;
+  /** Supplies r triplets for a weight (e.g. from another cache of base decompositions). */
   decompose?: (name: string, w: Float64Array, rows: number, cols: number, r: number, which: 'top' | 'bottom') => Promise<Triplets | null>;
   onModule?: (module: string, done: number, total: number) => void;
 }
@@ -164,7 +172,7 @@ function sliceTriplets(f: { U: Mat64; S: Float64Array; V: Mat64 }, c0: number, c
 }
 
 async function decomposeWeight(
-  opts: AdapterOptions, name: string, w: Float64Array, m: number, n: number, r: number, which: 'top' | 'bottom',
+  opts: AdapterOptions, name: string, w: Float64Array, m: number, n: number, r: number, which: 'top' | 'bottom', raw?: RawTensor,
 ): Promise<Triplets> {
   const given = await opts.decompose?.(name, w, m, n, r, which);
   if (given) return given;
@@ -174,7 +182,17 @@ async function decomposeWeight(
     return which === 'top' ? sliceTriplets(f, 0, r, 'exact-jacobi-fp64') : sliceTriplets(f, short - r, short, 'exact-jacobi-fp64');
   }
   if (which === 'bottom') return minorTriplets(w, m, n, r);
-  const f = await topKSVD({ rows: m, cols: n, data: Float32Array.from(w) }, r, { seed: opts.seed ?? 0 });
+  // Top r: the base-decomposition cache first (an analysis run with k = r stored them).
+  const threads = opts.threads ?? 1;
+  const cache = new DecompositionCache(opts.cacheDir === undefined ? defaultCacheDir() : opts.cacheDir);
+  if (cache.dir !== null && raw) {
+    const dec = cache.get({
+      tensorSha256: sha256(raw.bytes), name, dtype: raw.dtype, shape: [m, n], k: r, method: 'randomized-subspace-iteration-rayleigh-ritz',
+      settings: { oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, backend: await linalgBackend(), threads },
+    });
+    if (dec) return { U: dec.U, S: dec.S, V: dec.V, method: `${dec.info.method} (cached, residual ${dec.info.residual.toExponential(2)})` };
+  }
+  const f = await topKSVD({ rows: m, cols: n, data: Float32Array.from(w) }, r, { seed: 0, threads });
   return { U: f.U, S: f.S, V: f.V, method: `${f.method} (residual ${f.residual.toExponential(2)}, ${f.converged ? 'converged' : 'NOT converged'})` };
 }
 
@@ -282,7 +300,8 @@ export async function buildAdapter(opts: AdapterOptions): Promise<AdapterResult>
         A = loraA(r, n, seed, mod);
         B = new Float32Array(m * r);
       } else {
-        tri = await decomposeWeight(opts, wName, src.readFloat64(wName), m, n, r, opts.init === 'pissa' ? 'top' : 'bottom');
+        const bytes = src.readBytes(wName);
+        tri = await decomposeWeight(opts, wName, decodeToFloat64(bytes, src.info(wName).dtype), m, n, r, opts.init === 'pissa' ? 'top' : 'bottom', { dtype: src.info(wName).dtype, bytes });
         A = new Float32Array(r * n); B = new Float32Array(m * r);
         for (let c = 0; c < r; c++) {
           const s = Math.sqrt(tri.S[c]! / scale);

@@ -10,7 +10,7 @@ import { createProgress } from '../progress.js';
 
 interface Opts {
   base: string; out: string; init: string; rank: string; alpha?: string; targets: string; layers?: string; seed: string;
-  dropout: string; svd: string; residualOut?: string; force?: boolean; json?: boolean; quiet?: boolean;
+  dropout: string; svd: string; residualOut?: string; threads: string; cache?: boolean; force?: boolean; json?: boolean; quiet?: boolean;
 }
 
 function num(v: string, what: string, integer: boolean): number {
@@ -30,10 +30,12 @@ export function register(program: Command): void {
     .option('--alpha <a>', 'lora_alpha (scale = alpha / r); default r')
     .requiredOption('--targets <modules>', 'comma-separated module names, as PEFT target_modules (e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)')
     .option('--layers <layers>', 'only these decoder layers (0-based: 25, 20-27, 3,5, all); PEFT layers_to_transform')
-    .option('--seed <n>', 'seed of the LoRA A init (and of the randomized SVD start)', '0')
+    .option('--seed <n>', 'seed of the LoRA A init', '0')
     .option('--dropout <p>', 'lora_dropout written to adapter_config.json', '0')
     .option('--svd <method>', 'fast (randomized top-r for PiSSA, fp64 Gram eigen for MiLoRA) or exact (fp64 Jacobi SVD; slow beyond ~1000 columns)', 'fast')
     .option('--residual-out <dir>', 'where the residual base goes (default <out>/residual_base)')
+    .option('--threads <n>', 'GEMM threads for the randomized SVD', '1')
+    .option('--no-cache', 'do not read cached base decompositions (PiSSA)')
     .option('--force', 'replace existing output folders')
     .option('--json', 'print the result as JSON (kind "adapter")')
     .option('--quiet', 'no progress bar')
@@ -45,7 +47,8 @@ export function register(program: Command): void {
       const r = await buildAdapter({
         base: o.base, out: o.out, init: o.init as AdapterInit, rank, alpha: o.alpha === undefined ? rank : num(o.alpha, '--alpha', false),
         targets: o.targets.split(','), layers: o.layers, seed: num(o.seed, '--seed', true), dropout: num(o.dropout, '--dropout', false),
-        svd: o.svd, residualOut: o.residualOut, force: o.force === true,
+        svd: o.svd, residualOut: o.residualOut, force: o.force === true, threads: num(o.threads, '--threads', true),
+        ...(o.cache === false ? { cacheDir: null } : {}),
         onModule: (_m, done, total) => { progress ??= createProgress(total, 'decomposing', { quiet: o.quiet }); progress.tick(1); },
       });
       (progress as ReturnType<typeof createProgress> | null)?.stop();
