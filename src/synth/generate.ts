@@ -62,6 +62,8 @@ export interface SynthOptions {
   chunkElems?: number;
   /** Write synth.json (parameters, counts; default true; it records absolute paths). */
   record?: boolean;
+  /** Progress in bytes written (tensor data). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface SynthResult {
@@ -147,7 +149,7 @@ interface StreamTensor {
 }
 
 /** Streaming atomic safetensors writer: header first, then each tensor chunk by chunk. */
-function writeStreaming(dest: string, tensors: readonly StreamTensor[], metadata: Record<string, string>): number {
+function writeStreaming(dest: string, tensors: readonly StreamTensor[], metadata: Record<string, string>, onBytes?: (n: number) => void): number {
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}`);
   let fd: number | null = null;
   let total = 0;
@@ -157,6 +159,7 @@ function writeStreaming(dest: string, tensors: readonly StreamTensor[], metadata
       let off = 0;
       while (off < b.byteLength) off += fs.writeSync(fd!, b, off, b.byteLength - off);
       total += b.byteLength;
+      onBytes?.(b.byteLength);
     };
     writeAll(safetensorsHeader(tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(0) })), metadata));
     for (const t of tensors) {
@@ -191,13 +194,16 @@ function splitShards(tensors: readonly StreamTensor[], n: number): StreamTensor[
   return groups.filter((g) => g.length > 0);
 }
 
-function writeModel(dir: string, tensors: StreamTensor[], sharded: boolean | number | undefined): { files: string[]; bytes: number } {
+function writeModel(dir: string, tensors: StreamTensor[], sharded: boolean | number | undefined, onProgress?: (done: number, total: number) => void): { files: string[]; bytes: number } {
+  const totalBytes = tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1) * ITEMSIZE[t.dtype], 0);
+  let done = 0;
+  const onBytes = onProgress ? (n: number): void => { done += n; onProgress(Math.min(done, totalBytes), totalBytes); } : undefined;
   ensureDir(dir);
   const metadata = { format: 'pt' };
   const n = sharded === true ? 2 : typeof sharded === 'number' ? Math.max(1, Math.floor(sharded)) : 1;
   if (!sharded) {
     const dest = path.join(dir, 'model.safetensors');
-    return { files: [dest], bytes: writeStreaming(dest, tensors, metadata) };
+    return { files: [dest], bytes: writeStreaming(dest, tensors, metadata, onBytes) };
   }
   const groups = splitShards(tensors, n);
   const files: string[] = [];
@@ -206,7 +212,7 @@ function writeModel(dir: string, tensors: StreamTensor[], sharded: boolean | num
   groups.forEach((g, i) => {
     const file = `model-${String(i + 1).padStart(5, '0')}-of-${String(groups.length).padStart(5, '0')}.safetensors`;
     const dest = path.join(dir, file);
-    bytes += writeStreaming(dest, g, metadata);
+    bytes += writeStreaming(dest, g, metadata, onBytes);
     files.push(dest);
     for (const t of g) { weightMap[t.name] = file; dataBytes += t.shape.reduce((a, b) => a * b, 1) * ITEMSIZE[t.dtype]; }
   });
@@ -379,7 +385,7 @@ export function generateSynthetic(opts: SynthOptions): SynthResult {
     try {
       const stats: DeriveStats = { changed: 0, expected: 0 };
       const tensors = src.names.map((nm) => derivedTensor(src, nm, F, opts.subBf16Fraction ?? 0, seed, chunkElems, stats));
-      const { files, bytes } = writeModel(dir, tensors, opts.sharded);
+      const { files, bytes } = writeModel(dir, tensors, opts.sharded, opts.onProgress);
       const cfg = src.root.endsWith('.safetensors') ? path.join(path.dirname(src.root), 'config.json') : path.join(src.root, 'config.json');
       if (fs.existsSync(cfg)) writeFileAtomic(path.join(dir, 'config.json'), fs.readFileSync(cfg));
       const total = src.names.reduce((a, nm) => a + src.info(nm).numel, 0);
@@ -394,7 +400,7 @@ export function generateSynthetic(opts: SynthOptions): SynthResult {
   const dtype = opts.dtype ?? 'BF16';
   const specs = qwen2Tensors(dims);
   const tensors = specs.map((s) => baseTensor(s.name, s.shape, s.role, dtype, seed, chunkElems));
-  const { files, bytes } = writeModel(dir, tensors, opts.sharded);
+  const { files, bytes } = writeModel(dir, tensors, opts.sharded, opts.onProgress);
   const cfg = qwen2ConfigJson(dims);
   if (dtype === 'F32') cfg.torch_dtype = 'float32';
   writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');

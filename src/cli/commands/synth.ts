@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { generateSynthetic } from '../../synth/generate.js';
+import { createProgress } from '../progress.js';
 
 function num(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -22,7 +23,7 @@ export function register(program: Command): void {
     .option('--sub-bf16-fraction <f>', 'fp32 only: fraction of entries changed below bf16 resolution', '0')
     .option('--dtype <dtype>', 'storage dtype of a base: BF16 or F32', 'BF16')
     .option('--sharded [n]', 'write n shards (default 2) with model.safetensors.index.json')
-    .option('--quiet', 'print nothing')
+    .option('--quiet', 'print nothing (no progress bar)')
     .action((o: { out: string; scale: string; seed: string; base?: string; changedFraction: string; subBf16Fraction: string; dtype: string; sharded?: string | boolean; quiet?: boolean }) => {
       const dtype = o.dtype.toUpperCase();
       if (dtype !== 'BF16' && dtype !== 'F32') throw new UsageError(`--dtype must be BF16 or F32, got ${JSON.stringify(o.dtype)}`);
@@ -32,12 +33,20 @@ export function register(program: Command): void {
       if (!(scale > 0 && scale <= 1)) throw new UsageError(`--scale must be in (0, 1], got ${o.scale}`);
       const sharded = o.sharded === undefined ? false : o.sharded === true ? true : num('--sharded', String(o.sharded), 2);
       if (typeof sharded === 'number' && !(Number.isInteger(sharded) && sharded >= 1)) throw new UsageError('--sharded must be a positive integer');
+      let progress: ReturnType<typeof createProgress> | null = null;
+      let last = 0;
       const r = generateSynthetic({
         out: o.out, scale, seed, base: o.base, dtype,
         changedFraction: num('--changed-fraction', o.changedFraction, 0.3),
         subBf16Fraction: num('--sub-bf16-fraction', o.subBf16Fraction, 0),
         sharded,
+        onProgress: (done, total) => {
+          progress ??= createProgress(total, 'synth', { quiet: o.quiet, unit: 'bytes' });
+          progress.tick(done - last);
+          last = done;
+        },
       });
+      (progress as ReturnType<typeof createProgress> | null)?.stop();
       if (!o.quiet) {
         const what = r.changed === null ? 'base' : `tuned (${r.changed} of ${r.numel} entries changed, ${(r.changed / Math.max(1, r.numel) * 100).toFixed(2)}%)`;
         process.stdout.write(`wrote ${what}: ${r.tensors} tensors, ${(r.bytes / 2 ** 30).toFixed(3)} GiB in ${r.files.length} file(s) under ${r.dir}\n`);
