@@ -14,9 +14,11 @@ import {
   layerSpectralFigure, overlapFigure, sparsityGridFigure, spectrumFigure,
 } from '../../report/figures/figures.js';
 import {
-  changeRateFigureFor, consensusFigure, consensusImageOf, localityJaccardFigure, localityLayersFigure, maskFigure, ratioFigure,
-  sparsityGridFromDoc, sparsityStepsFigureFor,
+  changeRateFigureFor, consensusFigure, consensusImageOf, layerSpectralFromDoc, localityJaccardFigure, localityLayersFigure, maskFigure,
+  overlapDataFromPrincipal, ratioFigure, sparsityGridFromDoc, sparsityStepsFigureFor, spectrumDataFromDoc,
 } from '../../report/figures/probes.js';
+import { parseTensorName } from '../../model/names.js';
+import type { PrincipalDoc, SpectrumDoc } from '../../run/geometry.js';
 import { writeFigure } from '../../report/figures/render.js';
 import { intFlag, probeFromFlags } from './locality.js';
 
@@ -29,9 +31,9 @@ export const FIGURE_TYPES: Record<string, string> = {
   ratios: 'row/column update ratios over steps: --from dynamics.json --tensor NAME [--axis row|col]',
   'sparsity-steps': 'sparsity over steps per module: --from dynamics.json',
   sparsity: 'sparsity per layer × module: --from sparsity.json (a sparsity document) [--run i] or a SparsityGridData JSON',
-  overlap: 'overlap with a reference mask vs baseline per layer (paper Fig. 5): --from data.json (OverlapByLayerData)',
-  spectrum: 'singular values base vs tuned + principal angles (Fig. 4 left): --from data.json (SpectrumCurvesData)',
-  'layer-spectral': 'max principal angle and NSS across layers (Fig. 4 right): --from data.json (LayerSpectralData)',
+  overlap: 'overlap with a reference mask vs baselines per layer (paper Fig. 5): --from principal.json [--mask principal|low|principalNotLow] [--run i], or an OverlapByLayerData JSON',
+  spectrum: 'singular values base vs tuned + principal angles (Fig. 4 left): --from spectrum.json [--tensor NAME | --layer L] [--axis row (left, U) | col (right, V)] [--run i], or a SpectrumCurvesData JSON',
+  'layer-spectral': 'max principal angle and NSS across layers (Fig. 4 right): --from spectrum.json [--run i], or a LayerSpectralData JSON',
 };
 
 interface Opts {
@@ -45,6 +47,7 @@ interface Opts {
   axis: string;
   group: string;
   run?: string;
+  mask: string;
   pool: string;
   full?: boolean;
   probe: string;
@@ -70,6 +73,11 @@ function expectKind(doc: Record<string, unknown>, file: string, kind: string, ne
 /** JSON wrote NaN as null; the figure code treats non-numbers as missing. */
 function nullsToNaN<T>(v: T): T {
   return JSON.parse(JSON.stringify(v), (_k, x: unknown) => (x === null ? NaN : x)) as T;
+}
+
+/** Runs an adapter; its range errors (no such run / tensor) become one-line usage errors. */
+function guard<T>(file: string, fn: () => T): T {
+  try { return fn(); } catch (e) { if (e instanceof RangeError) throw new UsageError(`${file}: ${e.message}`); throw e; }
 }
 
 function build(type: string, o: Opts): Figure {
@@ -134,16 +142,32 @@ function build(type: string, o: Opts): Figure {
     }
     case 'overlap': {
       const doc = readJson(o.from, type);
+      const run = intFlag('--run', o.run, 0) ?? 0;
+      if (doc.kind === 'principal') {
+        expectKind(doc, o.from!, 'principal', ['summary', 'params']);
+        if (o.mask !== 'principal' && o.mask !== 'low' && o.mask !== 'principalNotLow') throw new UsageError(`--mask must be principal, low or principalNotLow, got ${JSON.stringify(o.mask)}`);
+        return overlapFigure(guard(o.from!, () => overlapDataFromPrincipal(doc as unknown as PrincipalDoc, run, o.mask as 'principal')));
+      }
       expectKind(doc, o.from!, doc.kind as string ?? 'overlap', ['maskName', 'layers', 'observed', 'random']);
       return overlapFigure(nullsToNaN(doc) as unknown as OverlapByLayerData);
     }
-    case 'spectrum': {
-      const doc = readJson(o.from, type);
-      expectKind(doc, o.from!, doc.kind as string ?? 'spectrum', ['tensors', 'k', 'subspace']);
-      return spectrumFigure(nullsToNaN(doc) as unknown as SpectrumCurvesData);
-    }
+    case 'spectrum':
     case 'layer-spectral': {
       const doc = readJson(o.from, type);
+      const run = intFlag('--run', o.run, 0) ?? 0;
+      if (doc.kind === 'spectrum') {
+        expectKind(doc, o.from!, 'spectrum', ['tensors', 'summary', 'params']);
+        const sd = nullsToNaN(doc) as unknown as SpectrumDoc;
+        if (type === 'layer-spectral') return layerSpectralFigure(guard(o.from!, () => layerSpectralFromDoc(sd, run)));
+        const layer = intFlag('--layer', o.layer, 0);
+        const select = o.tensor ? (n: string): boolean => n === o.tensor : layer !== undefined ? (n: string): boolean => parseTensorName(n).layer === layer : undefined;
+        if (o.axis !== 'row' && o.axis !== 'col') throw new UsageError(`--axis must be row or col, got ${JSON.stringify(o.axis)}`);
+        return spectrumFigure(guard(o.from!, () => spectrumDataFromDoc(sd, run, select, o.axis === 'row' ? 'left' : 'right')));
+      }
+      if (type === 'spectrum') {
+        expectKind(doc, o.from!, doc.kind as string ?? 'spectrum', ['tensors', 'k', 'subspace']);
+        return spectrumFigure(nullsToNaN(doc) as unknown as SpectrumCurvesData);
+      }
       expectKind(doc, o.from!, doc.kind as string ?? 'layer-spectral', ['layers', 'series', 'k']);
       return layerSpectralFigure(nullsToNaN(doc) as unknown as LayerSpectralData);
     }
@@ -166,7 +190,8 @@ export function register(program: Command): void {
     .option('--kind <k>', 'module kind: q, k, v, o, gate, up, down (jaccard)')
     .option('--axis <row|col>', 'ratios: row (ρ_i) or column (κ_j)', 'row')
     .option('--group <g>', 'changerate: all or a module kind', 'all')
-    .option('--run <i>', 'sparsity: one run (0-based) instead of the mean')
+    .option('--run <i>', 'which tuned run (0-based): sparsity (default: pooled), overlap, spectrum, layer-spectral (default 0)')
+    .option('--mask <m>', 'overlap: reference mask principal, low or principalNotLow', 'principal')
     .option('--pool <n>', 'heatmaps: pool to at most n×n cells (mean over blocks)', '512')
     .option('--full', 'heatmaps: full resolution, one cell per entry')
     .option('--probe <rule>', 'bf16 or abs (mask, consensus)', 'bf16')

@@ -163,6 +163,11 @@ export function logScale(d0: number, d1: number, r0: number, r1: number): Scale 
       if (lv >= lo && lv <= hi) ticks.push({ v: m * 10 ** e, label: label(m, e) });
     }
   }
+  if (ticks.length < 3) {
+    // Less than a decade: linear nice ticks inside the range, placed on the log axis.
+    const nt = niceTicks(10 ** lo, 10 ** hi, 5);
+    return { map, ticks: nt.ticks.filter((v) => v > 0 && Math.log10(v) >= lo && Math.log10(v) <= hi).map((v) => ({ v, label: formatTick(v, nt.step) })), domain: [10 ** lo, 10 ** hi] };
+  }
   return { map, ticks, domain: [10 ** lo, 10 ** hi] };
 }
 
@@ -491,22 +496,39 @@ export function drawLegend(ctx: Canvas2D, r: Rect, items: readonly LegendItem[],
   ctx.restore();
 }
 
-/** A one-row legend centred above the plot area (needs ~26 px of top margin). */
+/** Rows of a legend laid out left to right within `width` (item widths from the text measurer). */
+export function legendRows(items: readonly LegendItem[], width: number): LegendItem[][] {
+  const f = font(THEME.legendSize);
+  const rows: LegendItem[][] = [[]];
+  let used = 0;
+  for (const it of items) {
+    const w = measureWidth(it.label, f) + 54;
+    if (used + w > width && rows[rows.length - 1]!.length > 0) { rows.push([]); used = 0; }
+    rows[rows.length - 1]!.push(it);
+    used += w;
+  }
+  return rows;
+}
+
+/** Legend rows centred above the plot area (needs 24 px of top margin per row, see legendRows). */
 export function drawLegendRow(ctx: Canvas2D, r: Rect, items: readonly LegendItem[]): void {
   if (items.length === 0) return;
   ctx.save();
   ctx.font = font(THEME.legendSize);
-  const widths = items.map((i) => ctx.measureText(i.label).width + 36 + 18);
-  let x = r.x + (r.w - widths.reduce((a, b) => a + b, 0)) / 2;
-  const cy = r.y - 16;
-  items.forEach((it, k) => {
-    if (it.box) { ctx.fillStyle = it.color; ctx.fillRect(x, cy - 6, 22, 12); }
-    else {
-      ctx.strokeStyle = it.color; ctx.lineWidth = 2.5; ctx.setLineDash(it.dash ?? []);
-      ctx.beginPath(); ctx.moveTo(x, cy); ctx.lineTo(x + 22, cy); ctx.stroke(); ctx.setLineDash([]);
-    }
-    text(ctx, it.label, x + 28, cy, { size: THEME.legendSize, baseline: 'middle' });
-    x += widths[k]!;
+  const rows = legendRows(items, r.w);
+  rows.forEach((row, k) => {
+    const widths = row.map((i) => ctx.measureText(i.label).width + 36 + 18);
+    let x = r.x + Math.max(0, (r.w - widths.reduce((a, b) => a + b, 0)) / 2);
+    const cy = r.y - 16 - (rows.length - 1 - k) * 24;
+    row.forEach((it, j) => {
+      if (it.box) { ctx.fillStyle = it.color; ctx.fillRect(x, cy - 6, 22, 12); }
+      else {
+        ctx.strokeStyle = it.color; ctx.lineWidth = 2.5; ctx.setLineDash(it.dash ?? []);
+        ctx.beginPath(); ctx.moveTo(x, cy); ctx.lineTo(x + 22, cy); ctx.stroke(); ctx.setLineDash([]);
+      }
+      text(ctx, it.label, x + 28, cy, { size: THEME.legendSize, baseline: 'middle' });
+      x += widths[j]!;
+    });
   });
   ctx.restore();
 }

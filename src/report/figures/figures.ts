@@ -13,7 +13,7 @@ import type { Table } from '../output.js';
 import {
   type Canvas2D, type ColorMap, type LegendItem, PALETTE, type Rect, THEME, bandScale, bestLegendCorner, blues, cellScale, drawAxes, drawCells,
   drawColorBar, drawFrame, drawGroupedBars, drawHeatmapImage, drawLegend, drawLegendRow, drawLine, drawStep, drawVLines, extent, frameHeight,
-  legendSize, linearScale,
+  legendRows, legendSize, linearScale,
   logScale, viridis,
 } from './chart.js';
 
@@ -192,9 +192,12 @@ export interface LinePanel {
   legend?: 'top-right' | 'top-left' | 'bottom-right' | 'bottom-left' | 'auto' | 'right-outside' | 'none';
   /** Integer x ticks only (layers, binades). */
   integerX?: boolean;
+  /** Legend entries instead of one per series (e.g. a style key). */
+  legendItems?: LegendItem[];
 }
 
 function legendItems(p: LinePanel): LegendItem[] {
+  if (p.legendItems) return p.legendItems;
   let items: LegendItem[] = p.series.map((s, i) => ({ label: s.label, color: s.color ?? seriesColor(i, p.series.length, !!p.sequential), dash: s.dash }));
   if (items.length > 12) { // long sequences: first, a few middle, last
     const keep = new Set([0, Math.floor(items.length / 3), Math.floor((2 * items.length) / 3), items.length - 1]);
@@ -355,16 +358,18 @@ export function groupedBarsFigure(d: GroupedBarsData, kind = 'bars'): Figure {
   const width = Math.max(900, Math.min(1600, 120 + d.categories.length * (11 * d.series.length + 10)));
   const rotate = d.categories.some((c) => c.length > 4) && d.categories.length > 10;
   const bottomMargin = rotate ? 84 : 58;
-  const height = frameHeight({ width, title: d.title, caption: d.caption, topMargin: 30, bottomMargin }, 400);
+  const colors = d.series.map((s, i) => s.color ?? PALETTE[i % PALETTE.length]!);
+  const legend = d.series.map((s, i) => ({ label: s.label, color: colors[i]!, box: true }));
+  const topMargin = 6 + 24 * legendRows(legend, width - 16 - 78 - 24 - 16).length;
+  const height = frameHeight({ width, title: d.title, caption: d.caption, topMargin, bottomMargin }, 400);
   const draw = (ctx: Canvas2D): void => {
-    const [r] = drawFrame(ctx, { width, height, title: d.title, caption: d.caption, bottomMargin, topMargin: 30 });
+    const [r] = drawFrame(ctx, { width, height, title: d.title, caption: d.caption, bottomMargin, topMargin });
     const xs = bandScale(d.categories, r!.x, r!.x + r!.w, 60);
     const [, hi] = extent(d.series.flatMap((s) => s.values));
     const ys = linearScale(d.yMin ?? 0, d.yMax ?? hi * 1.05, r!.y + r!.h, r!.y, { count: 6 });
     drawAxes(ctx, r!, { x: xs, y: ys, xLabel: d.xLabel, yLabel: d.yLabel, rotateXTicks: rotate });
-    const colors = d.series.map((s, i) => s.color ?? PALETTE[i % PALETTE.length]!);
     drawGroupedBars(ctx, r!, xs, ys, d.series.map((s, i) => ({ values: s.values, color: colors[i]! })));
-    drawLegendRow(ctx, r!, d.series.map((s, i) => ({ label: s.label, color: colors[i]!, box: true })));
+    drawLegendRow(ctx, r!, legend);
   };
   return {
     kind, width, height, title: d.title, caption: d.caption, draw,
@@ -388,14 +393,14 @@ export interface OverlapByLayerData {
 
 export function overlapFigure(d: OverlapByLayerData): Figure {
   const series = [
-    { label: `overlap with ${d.maskName}`, values: d.observed, color: PALETTE[0] },
-    { label: 'random baseline (mask density)', values: d.random, color: '#aaaaaa' },
+    { label: 'observed overlap', values: d.observed, color: PALETTE[0] },
+    { label: 'random baseline (density of M•)', values: d.random, color: '#aaaaaa' },
   ];
   if (d.magnitudeMatched) series.push({ label: 'magnitude-matched baseline', values: d.magnitudeMatched, color: PALETTE[1] });
   const caption = `Per layer: overlap(M•, M) = |M• ∩ M| / |M| of the ${d.maskName} mask M• with the bf16 update mask M, beside the random baseline density(M•)` +
     (d.magnitudeMatched ? ' and the magnitude-matched baseline (20 equal-count |W0| bins).' : '.') + (d.note ? ' ' + d.note : '');
   return groupedBarsFigure({
-    title: `Update overlap with ${d.maskName} weights vs baseline, per layer`, caption,
+    title: `Overlap of updates with the ${d.maskName} mask, per layer`, caption,
     categories: d.layers.map(String), series, xLabel: 'layer', yLabel: 'overlap (fraction of updated entries)', yMin: 0,
   }, 'overlap');
 }
@@ -454,10 +459,17 @@ export function spectrumFigure(d: SpectrumCurvesData): Figure {
     sv.push({ label: `${t.label} tuned`, x: t.tunedSingularValues.map((_, j) => j + 1), y: t.tunedSingularValues, color, dash: [6, 4] });
   });
   const ang: LineSeries[] = d.tensors.map((t, i) => ({ label: t.label, x: t.principalAngles.map((_, j) => j + 1), y: t.principalAngles, color: PALETTE[i % PALETTE.length]!, markers: t.principalAngles.length <= 40 }));
+  const angLegend = d.tensors.length > 1 ? 'none' as const : undefined; // the left panel's legend names the colours
   const caption = `Left: singular values σ_i of the base (solid) and tuned (dashed) weight, descending, log scale. Right: principal angles θ_i = arccos σ_i(U0_kᵀ U+_k) between the top-${d.k} ${d.subspace} singular subspaces, in degrees, ascending.${d.note ? ' ' + d.note : ''}`;
   return linePanelsFigure('spectrum', 'Spectrum preservation: singular values and principal angles, base vs tuned', caption, [
-    { subtitle: 'singular values', xLabel: 'index i', yLabel: 'σ_i', series: sv, logY: true },
-    { subtitle: `principal angles (top-${d.k}, ${d.subspace})`, xLabel: 'index i', yLabel: 'θ_i (degrees)', series: ang, yMin: 0 },
+    {
+      subtitle: 'singular values', xLabel: 'index i', yLabel: 'σ_i', series: sv, logY: true,
+      legendItems: [
+        ...d.tensors.map((t, i) => ({ label: t.label, color: PALETTE[i % PALETTE.length]! })),
+        { label: 'base (solid)', color: '#333333' }, { label: 'tuned (dashed)', color: '#333333', dash: [6, 4] },
+      ],
+    },
+    { subtitle: `principal angles (top-${d.k}, ${d.subspace})`, xLabel: 'index i', yLabel: 'θ_i (degrees)', series: ang, yMin: 0, legend: angLegend },
   ]);
 }
 

@@ -8,13 +8,14 @@ import { ensureDir } from '../../io/writer.js';
 import type { ModuleKind } from '../../model/names.js';
 import type { ChangeRateResult } from '../../probes/changerate.js';
 import type { SparsityDoc } from '../../probes/sparsity.js';
+import type { PrincipalDoc, ReferenceMask, SpectrumDoc } from '../../run/geometry.js';
 import type { DynamicsResult, TensorDynamics } from '../../probes/dynamics.js';
 import { type ConsensusImage, type Grid, KIND_ORDER, type LocalityResult, kindLabel } from '../../probes/locality.js';
 import type { BitMask } from '../../probes/mask.js';
 import { poolGrid, matrixShape } from '../../probes/locality.js';
 import type { ProbeOptions } from '../../probes/update.js';
 import {
-  type Figure, type SparsityGridData, changeRateFigure, jaccardFigure, localityBarsFigure, ratioCurvesFigure, shortLabel, sparsityGridFigure,
+  type Figure, type LayerSpectralData, type OverlapByLayerData, type SparsityGridData, type SpectrumCurvesData, changeRateFigure, jaccardFigure, localityBarsFigure, ratioCurvesFigure, shortLabel, sparsityGridFigure,
   sparsityStepsFigure, tensorHeatmapFigure,
 } from './figures.js';
 import { writeFigure } from './render.js';
@@ -196,4 +197,70 @@ export function writeDynamicsFigures(dir: string, d: DynamicsResult): string[] {
     w(ratioFigure(d, t, 'col'), `ratios-col-${slug(t.name)}`);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Adapters from the spectral / principal probe documents (src/run/geometry.ts)
+// ---------------------------------------------------------------------------------------
+
+/** Paper Fig. 5 data from a principal document: per-layer overlap of one reference mask, one run. */
+export function overlapDataFromPrincipal(doc: PrincipalDoc, run = 0, mask: ReferenceMask = 'principal'): OverlapByLayerData {
+  const s = doc.summary[run];
+  if (!s) throw new RangeError(`run ${run}: the principal document has ${doc.summary.length} run(s)`);
+  const p = doc.params;
+  const names: Record<ReferenceMask, string> = {
+    principal: `principal (top ${p.alpha * 100}% of |rank-${p.k} reconstruction|)`,
+    low: `low-magnitude (bottom ${p.alpha * 100}% of |W0|)`,
+    principalNotLow: `principal ∧ ¬low (α = ${p.alpha}, k = ${p.k})`,
+  };
+  const layers = [...s.byLayer].sort((a, b) => a.layer - b.layer);
+  const num = (v: number | null): number => (v === null ? NaN : v);
+  return {
+    maskName: names[mask],
+    layers: layers.map((l) => l.layer),
+    observed: layers.map((l) => num(l.masks[mask].overlap)),
+    random: layers.map((l) => num(l.masks[mask].random)),
+    magnitudeMatched: layers.map((l) => num(l.masks[mask].magnitudeMatched)),
+    note: `Run ${run}: ${shortLabel(s.spec)}.`,
+  };
+}
+
+/** Paper Fig. 4 left from a spectrum document: chosen tensors (default: the middle layer's), one run. */
+export function spectrumDataFromDoc(doc: SpectrumDoc, run = 0, select?: (name: string) => boolean, subspace: 'left' | 'right' = 'left'): SpectrumCurvesData {
+  let ts = doc.tensors.filter((t) => t.results[run]);
+  if (select) ts = ts.filter((t) => select(t.name));
+  else {
+    const layers = [...new Set(ts.map((t) => t.layer).filter((l): l is number => l !== null))].sort((a, b) => a - b);
+    const mid = layers[Math.floor((layers.length - 1) / 2)];
+    ts = ts.filter((t) => t.layer === mid);
+  }
+  if (ts.length === 0) throw new RangeError('no tensor of the spectrum document matches');
+  return {
+    k: doc.params.k, subspace,
+    tensors: ts.map((t) => {
+      const r = t.results[run]!;
+      return {
+        label: t.layer === null ? t.name : `L${t.layer} ${kindLabel(t.kind)}`,
+        baseSingularValues: t.base.singularValues, tunedSingularValues: r.singularValues,
+        principalAngles: subspace === 'left' ? r.anglesU : r.anglesV,
+      };
+    }),
+    note: `Run ${run}: ${shortLabel(doc.summary[run]?.spec ?? '')}.`,
+  };
+}
+
+/** Paper Fig. 4 right from a spectrum document: max angle and NSS per layer, one line per module kind. */
+export function layerSpectralFromDoc(doc: SpectrumDoc, run = 0): LayerSpectralData {
+  const layers = [...new Set(doc.tensors.map((t) => t.layer).filter((l): l is number => l !== null))].sort((a, b) => a - b);
+  const kinds = KIND_ORDER.filter((k) => doc.tensors.some((t) => t.kind === k && t.layer !== null));
+  const at = (k: ModuleKind, l: number, f: 'maxAngle' | 'nss'): number => {
+    const t = doc.tensors.find((x) => x.kind === k && x.layer === l);
+    const r = t?.results[run];
+    return r ? r[f] : NaN;
+  };
+  return {
+    k: doc.params.k, layers,
+    series: kinds.map((k) => ({ label: kindLabel(k), maxAngle: layers.map((l) => at(k, l, 'maxAngle')), nss: layers.map((l) => at(k, l, 'nss')) })),
+    note: `Run ${run}: ${shortLabel(doc.summary[run]?.spec ?? '')}.`,
+  };
 }
