@@ -28,8 +28,9 @@ test('report.html in headless Chromium: offline, no errors, numbers, heatmap, se
   assert.ok(have, `REQUIRE_BROWSER=1 but no Chromium at ${CHROMIUM}`);
   const { chromium } = await import('playwright-core');
   const dir = tempDir('rlvr-browser-');
-  const expected = await buildSampleAnalysis(dir, { withLogs: true, withSpectral: true });
-  const { path: file } = await writeReport(dir);
+  const expected = await buildSampleAnalysis(dir, { withLogs: true });
+  // Rebuilt from the data files (analyze wrote one already), saying which runs are RL.
+  const { path: file } = await writeReport(dir, { roles: { 'run-a': 'rl', 'run-b': 'rl', 'run-c': 'rl' } });
   const url = `file://${file}`;
   const artifacts = path.join(repoRoot(), 'test-artifacts');
   fs.mkdirSync(artifacts, { recursive: true });
@@ -61,6 +62,8 @@ test('report.html in headless Chromium: offline, no errors, numbers, heatmap, se
     }
     const claim = await page.locator('#claim-consistent').innerText();
     assert.ok(claim.includes(expected.meanJaccard.toPrecision(4)), `mean Jaccard ${expected.meanJaccard.toPrecision(4)} in:\n${claim}`);
+    const off = await page.locator('#claim-off-principal').innerText();
+    for (const [run, v] of Object.entries(expected.principalOverlap)) assert.ok(off.includes(String(Number(v.toPrecision(4)))), `${run} overlap ${v} in:\n${off}`);
     await page.screenshot({ path: path.join(artifacts, 'report-summary.png') });
 
     // Heatmap: non-blank, changes with zoom and with the layer selector.

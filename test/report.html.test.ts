@@ -31,9 +31,10 @@ function col(t: TableBlock, key: string): number {
 }
 
 test('Table 1 and the claims carry the probes’ numbers', () => {
-  const data = buildReportData(loadAnalysis(dir));
-  assert.deepEqual(data.runs.map((r) => r.label), ['run-a', 'run-b', 'run-c']);
-  assert.ok(data.runs.every((r) => r.role === 'rl'), 'roles come from the manifest');
+  const guessed = buildReportData(loadAnalysis(dir));
+  assert.ok(guessed.runs.every((r) => r.role === 'other'), 'names say nothing about the family');
+  const data = buildReportData(loadAnalysis(dir), { roles: { 'run-a': 'rl', 'run-b': 'rl', 'run-c': 'sft' } });
+  assert.deepEqual(data.runs.map((r) => [r.label, r.role]), [['run-a', 'rl'], ['run-b', 'rl'], ['run-c', 'sft']]);
   const t1 = data.summary.table1!;
   assert.equal(t1.rows.length, 3);
   for (const row of t1.rows) {
@@ -45,11 +46,19 @@ test('Table 1 and the claims carry the probes’ numbers', () => {
   const all = consistent.table!.rows[0]!;
   assert.equal(all[0], 'all tensors');
   assert.ok(Math.abs((all[col(consistent.table!, 'jaccard')] as number) - expected.meanJaccard) < 1e-4);
-  // Stages without data are listed as skipped, never silently absent.
-  const spectrum = data.sections.find((s) => s.id === 'spectrum')!;
-  assert.equal(spectrum.available, false);
-  assert.match(spectrum.note!, /spectrum\.json/);
-  assert.equal(data.summary.claims.find((c) => c.id === 'off-principal')!.available, false);
+  // The SFT baseline of the sparse claim is the SFT model's sparsity.
+  const sparse = data.summary.claims.find((c) => c.id === 'sparse')!.table!;
+  assert.ok(Math.abs((sparse.rows[0]![col(sparse, 'sft')] as number) - expected.sparsity['run-c']!) < 1e-5);
+  // The principal claim shows the probe's pooled overlaps.
+  const off = data.summary.claims.find((c) => c.id === 'off-principal')!.table!;
+  for (const r of off.rows) assert.equal(r[col(off, 'obs')], Number(expected.principalOverlap[r[0] as string]!.toPrecision(4)));
+  for (const id of ['sparsity', 'heatmaps', 'locality', 'change-rate', 'spectrum', 'principal', 'bounds', 'dynamics', 'runlogs', 'tables', 'provenance']) {
+    assert.equal(data.sections.find((s) => s.id === id)?.available, true, id);
+  }
+  // Stages without data are listed as skipped with a reason, never silently absent.
+  const iv = data.sections.find((s) => s.id === 'interventions')!;
+  assert.equal(iv.available, false);
+  assert.match(iv.note!, /intervention-overlap\.json/);
   // Every linear tensor has a heatmap for every run.
   const hm = data.sections.find((s) => s.id === 'heatmaps')!.blocks[0]!;
   assert.equal(hm.type, 'heatmap');

@@ -154,6 +154,8 @@ export interface AnalyzeResult {
   /** Files written, relative to `out`, sorted (manifest.json included). */
   files: string[];
   stages: { name: string; files: string[]; skipped: string | null }[];
+  /** The HTML report written last (null for a shard folder). */
+  report: string | null;
 }
 
 /** Runs the stages (see header) and writes `out`. */
@@ -211,6 +213,6 @@ export async function analyze(
   });
   writeOutputs(out, 'manifest', manifest);
   // Last: the self-contained HTML report over everything just written (not for shard folders: merge first).
-  if (!options.shard) await writeReport(out);
-  return { out, files: [...files, 'manifest.json'].sort(), stages: stageFiles };
+  const report = options.shard ? null : (await writeReport(out)).path;
+  return { out, files: [...files, 'manifest.json'].sort(), stages: stageFiles, report };
 }

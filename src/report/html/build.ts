@@ -60,8 +60,8 @@ function registerManifestRuns(m: Obj, ctx: ReportContext): void {
   }
 }
 
-export function buildReportData(a: Analysis, opts: { title?: string } = {}): ReportData {
-  const ctx = new ReportContext();
+export function buildReportData(a: Analysis, opts: { title?: string; roles?: Record<string, RunInfo['role']> } = {}): ReportData {
+  const ctx = new ReportContext(opts.roles);
   if (a.manifest) registerManifestRuns(a.manifest.doc, ctx);
   const sections: Section[] = [];
   const used = new Set<string>();

@@ -42,6 +42,9 @@ export class ReportContext {
   table1: TableBlock | null = null;
   readonly notes: string[] = [];
 
+  /** Roles given by the user (`report --role label=rl|sft`), by run label or spec. */
+  constructor(private readonly presetRoles: Readonly<Record<string, RunInfo['role']>> = {}) {}
+
   /** The run id for a checkpoint spec, registering it on first sight. */
   run(spec: string, role?: RunInfo['role'], label?: string): string {
     const key = normalizeSpec(spec);
@@ -53,7 +56,7 @@ export class ReportContext {
     if (sameLabel) { this.bySpec.set(key, sameLabel.id); return sameLabel.id; }
     let id = lab;
     for (let i = 2; this.runs.some((r) => r.id === id); i++) id = `${lab}#${i}`;
-    this.runs.push({ id, label: id, role: role ?? guessRole(spec), path: spec });
+    this.runs.push({ id, label: id, role: this.presetRoles[lab] ?? this.presetRoles[spec] ?? role ?? guessRole(spec), path: spec });
     this.bySpec.set(key, id);
     return id;
   }
@@ -79,6 +82,12 @@ export class ReportContext {
 
   metric(run: string | null, level: Level, key: string, values: Record<string, number | string | null>): void {
     this.metrics.push({ run, level, key, values });
+  }
+
+  /** Family as shown in tables: RL, SFT, or '?' when neither the manifest nor the name says. */
+  family(runId: string): string {
+    const r = this.roleOf(runId);
+    return r === 'other' ? '?' : r.toUpperCase();
   }
 
   roleOf(runId: string): RunInfo['role'] {

@@ -9,13 +9,15 @@ import { writeFileAtomic } from '../../io/writer.js';
 import { buildReportData } from './build.js';
 import { loadReportBundle } from './bundle.js';
 import { loadAnalysis } from './load.js';
-import type { ReportData } from './model.js';
+import type { ReportData, RunInfo } from './model.js';
 import { renderReportHtml } from './render.js';
 
 export interface WriteReportOptions {
   /** Output file (default `<dir>/report.html`). */
   out?: string;
   title?: string;
+  /** Training family per run label (or spec), overriding the manifest and the name-based guess. */
+  roles?: Record<string, RunInfo['role']>;
 }
 
 export interface WriteReportResult {
@@ -27,7 +29,7 @@ export interface WriteReportResult {
 }
 
 /** Builds the report HTML string for an analysis folder (no writing). */
-export async function buildReportHtml(dir: string, opts: { title?: string } = {}): Promise<{ html: string; data: ReportData; problems: string[] }> {
+export async function buildReportHtml(dir: string, opts: { title?: string; roles?: Record<string, RunInfo['role']> } = {}): Promise<{ html: string; data: ReportData; problems: string[] }> {
   const a = loadAnalysis(dir);
   if (a.docs.size === 0 && a.logs.length === 0) {
     throw new RlvrError(`no rlvr-lens data files here (expected <stage>.json files from rlvr-lens analyze)${a.problems.length ? `; ${a.problems.join('; ')}` : ''}`, { file: dir });
@@ -38,7 +40,7 @@ export async function buildReportHtml(dir: string, opts: { title?: string } = {}
 }
 
 export async function writeReport(dir: string, opts: WriteReportOptions = {}): Promise<WriteReportResult> {
-  const { html, data, problems } = await buildReportHtml(dir, opts);
+  const { html, data, problems } = await buildReportHtml(dir, { title: opts.title, roles: opts.roles });
   const out = opts.out ?? path.join(dir, 'report.html');
   writeFileAtomic(out, html);
   return { path: out, bytes: Buffer.byteLength(html, 'utf8'), data, problems };

@@ -27,7 +27,6 @@ export function buildLocality(doc: Obj, ctx: ReportContext): Section {
   const labels = runs.map((id) => ctx.runs.find((r) => r.id === id)!.label);
   ctx.column({ key: 'jaccard', label: 'mean Jaccard (runs)', type: 'num', help: 'same for every run: pooled over all run pairs' });
   ctx.column({ key: 'jaccardRatio', label: 'Jaccard / Bernoulli', type: 'num', digits: 3 });
-  ctx.column({ key: 'density', label: 'changed fraction', type: 'pct' });
 
   const matrices: Record<string, Figure> = {};
   for (const t of arrOf(doc, 'tensors')) {
@@ -36,7 +35,6 @@ export function buildLocality(doc: Obj, ctx: ReportContext): Section {
     const shape = arrOf(t, 'shape').filter((v): v is number => typeof v === 'number');
     ctx.tensor(name, shape);
     ctx.metric(null, 'tensor', name, { jaccard: round(numOf(t, 'meanJaccard')), jaccardRatio: round(numOf(t, 'ratioBernoulli')) });
-    nums(pick(t, 'density')).forEach((d, i) => { if (runs[i]) ctx.metric(runs[i]!, 'tensor', name, { density: round(d) }); });
     const J = arr(pick(t, 'jaccard')).map((row) => roundAll(nums(row), 4));
     if (J.length === runs.length && J.length > 0) {
       matrices[name] = { type: 'matrix', title: `Cross-run Jaccard of update masks: ${name}`, labels, values: J, caption: `Bernoulli baseline (mean over pairs) ${round(numOf(t, 'meanBernoulli'), 3)}, magnitude-matched ${round(numOf(t, 'meanMagnitudeMatched'), 3)}.` };

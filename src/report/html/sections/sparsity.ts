@@ -34,7 +34,7 @@ export function buildSparsity(doc: Obj, ctx: ReportContext): Section {
     const overall = pick(s, 'overall');
     const skipped = pick(s, 'skipped');
     const nSkipped = (numOf(skipped, 'missing') ?? 0) + (numOf(skipped, 'shapeMismatch') ?? 0) + (numOf(skipped, 'nonFloat') ?? 0);
-    t1rows.push([label(run), ctx.roleOf(run).toUpperCase(), round(groupSparsity(overall)), round(groupSparsity(pick(s, 'linear'))),
+    t1rows.push([label(run), ctx.family(run), round(groupSparsity(overall)), round(groupSparsity(pick(s, 'linear'))),
       round(numOf(overall, 'bf16VisibleSparsity')), numOf(overall, 'n'), numOf(overall, 'tensors'), numOf(s, 'nonFinite'), nSkipped]);
     for (const { key, item } of entries(pick(s, 'byKind'), 'kind')) {
       ctx.metric(run, 'kind', key, { sparsity: round(groupSparsity(item)), ...(anyFp32 ? { bf16Visible: round(numOf(item, 'bf16VisibleSparsity')) } : {}) });

@@ -94,7 +94,7 @@ export function buildSpectrum(doc: Obj, ctx: ReportContext): Section {
     acrossNss[kind] = { type: 'line', title: `Normalized spectral shift across layers (${kind})`, xLabel: 'layer', yLabel: 'NSS', series: runs.map((id, i) => ({ name: label(id), x: layers, y: layers.map((l) => round(m.get(l)!.nss[i] ?? null, 4)) })) };
   }
   const mean = (xs: (number | null)[]): number | null => { const v = xs.filter((x): x is number => x !== null); return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null; };
-  const rows = runs.map((id, i) => [label(id), ctx.roleOf(id).toUpperCase(), round(mean(perRunMax[i]!), 4), round(maxOf(perRunMax[i]!), 4), round(mean(perRunNss[i]!), 4)] as (string | number | null)[]);
+  const rows = runs.map((id, i) => [label(id), ctx.family(id), round(mean(perRunMax[i]!), 4), round(maxOf(perRunMax[i]!), 4), round(mean(perRunNss[i]!), 4)] as (string | number | null)[]);
   const sft = rows.filter((r) => r[1] === 'SFT');
   const sftMax = sft.length ? mean(sft.map((r) => r[2] as number | null)) : null;
   const sftNss = sft.length ? mean(sft.map((r) => r[4] as number | null)) : null;
@@ -220,8 +220,8 @@ export function buildPrincipal(doc: Obj, ctx: ReportContext): Section {
     });
   }
   const d = (a: number, b: number): number | null => (b > 0 ? a / b : null);
-  const princRows = runs.map((id, i) => { const p = all[i]!; const o = d(p.obs, p.w), r = d(p.rand, p.w); return [label(id), ctx.roleOf(id).toUpperCase(), round(o, 4), round(r, 4), round(o !== null && r ? o / r : null, 4), round(d(p.mm, p.wMm), 4)]; });
-  const lowRows = runs.map((id, i) => { const p = all[i]!; const o = d(p.low, p.wLow), r = d(p.lowRand, p.wLow); return [label(id), ctx.roleOf(id).toUpperCase(), round(o, 4), round(r, 4), round(o !== null && r ? o / r : null, 4)]; });
+  const princRows = runs.map((id, i) => { const p = all[i]!; const o = d(p.obs, p.w), r = d(p.rand, p.w); return [label(id), ctx.family(id), round(o, 4), round(r, 4), round(o !== null && r ? o / r : null, 4), round(d(p.mm, p.wMm), 4)]; });
+  const lowRows = runs.map((id, i) => { const p = all[i]!; const o = d(p.low, p.wLow), r = d(p.lowRand, p.wLow); return [label(id), ctx.family(id), round(o, 4), round(r, 4), round(o !== null && r ? o / r : null, 4)]; });
   const how = weighted ? 'pooled over tensors as Σ|M•∩M| / Σ|M|' : 'mean over tensors (changed counts not recorded)';
   ctx.claims.set('off-principal', {
     id: 'off-principal', title: 'Off the principal weights', available: princRows.length > 0,
