@@ -13,7 +13,8 @@ import {
   type Figure, changeRateFigure, jaccardFigure, layerSpectralFigure, localityBarsFigure, matrixFigure, overlapFigure, ratioCurvesFigure,
   sparsityGridFigure, sparsityStepsFigure, spectrumFigure, tensorHeatmapFigure,
 } from '../src/report/figures/figures.js';
-import { maskFigure } from '../src/report/figures/probes.js';
+import { layerSpectralFromDoc, maskFigure, overlapDataFromPrincipal, spectrumDataFromDoc } from '../src/report/figures/probes.js';
+import type { PrincipalDoc, SpectrumDoc } from '../src/run/geometry.js';
 import { renderPng, writeFigure } from '../src/report/figures/render.js';
 import { BitMask } from '../src/probes/mask.js';
 import { DEFAULT_PROBE } from '../src/probes/update.js';
@@ -121,4 +122,41 @@ test('the chart and figure modules import nothing from Node or the DOM (reusable
     for (const i of imports) assert.ok(i.startsWith('./') || i === '../output.js', `${f} imports ${i}`);
     assert.ok(!/\b(document\.|window\.|HTMLCanvasElement|require\()/.test(src), `${f} touches the DOM or Node`);
   }
+});
+
+test('adapters: principal and spectrum documents → Fig. 5 / Fig. 4 data (per layer, per module, chosen run)', () => {
+  const ratios = (o: number, r: number, m: number) => ({ overlap: o, random: r, magnitudeMatched: m, gapToMagnitude: o - m, density: r });
+  const group = (o: number) => ({ tensors: 1, entries: 10, changed: 5, masks: { principal: ratios(o, 0.5, 0.45), low: ratios(0.6, 0.5, 0.55), principalNotLow: ratios(0.2, 0.3, 0.25) } });
+  const pdoc = {
+    kind: 'principal', params: { k: 64, alpha: 0.5, numBins: 20 },
+    summary: [
+      { tuned: 0, spec: 'runs/a', all: group(0.4), byKind: [], byLayer: [{ layer: 1, ...group(0.41) }, { layer: 0, ...group(0.39) }] },
+      { tuned: 1, spec: 'runs/b', all: group(0.4), byKind: [], byLayer: [{ layer: 0, ...group(0.3) }, { layer: 1, ...group(null as unknown as number) }] },
+    ],
+  } as unknown as PrincipalDoc;
+  const o = overlapDataFromPrincipal(pdoc);
+  assert.deepEqual(o.layers, [0, 1]);
+  assert.deepEqual(o.observed, [0.39, 0.41]);
+  assert.deepEqual(o.random, [0.5, 0.5]);
+  assert.deepEqual(o.magnitudeMatched, [0.45, 0.45]);
+  assert.match(o.maskName, /top 50% of \|rank-64 reconstruction\|/);
+  const o1 = overlapDataFromPrincipal(pdoc, 1, 'low');
+  assert.deepEqual(o1.observed, [0.6, 0.6]);
+  assert.ok(Number.isNaN(overlapDataFromPrincipal(pdoc, 1).observed[1]!));
+  assert.throws(() => overlapDataFromPrincipal(pdoc, 2), RangeError);
+
+  const res = (a: number, nss: number) => ({ identical: false, anglesU: [a / 2, a], anglesV: [a / 4, a / 2], maxAngleU: a, maxAngleV: a / 2, maxAngle: a, nss, nssFull: null, singularValues: [3.1, 1.1], fullSpectrum: null, solve: null });
+  const t = (name: string, layer: number, kind: string, a: number) => ({ name, layer, kind, shape: [4, 4], k: 2, base: { singularValues: [3, 1], sigmaNext: 0.5, fullSpectrum: null, solve: null }, results: [res(a, a / 100)] });
+  const sdoc = {
+    kind: 'spectrum', params: { k: 2 }, summary: [{ spec: 'runs/a' }],
+    tensors: [t('model.layers.0.self_attn.q_proj.weight', 0, 'q', 1), t('model.layers.0.mlp.up_proj.weight', 0, 'up', 2), t('model.layers.1.self_attn.q_proj.weight', 1, 'q', 3)],
+  } as unknown as SpectrumDoc;
+  const ls = layerSpectralFromDoc(sdoc);
+  assert.deepEqual(ls.layers, [0, 1]);
+  assert.deepEqual(ls.series.map((s) => [s.label, s.maxAngle]), [['Q', [1, 3]], ['MLP-up', [2, NaN]]]);
+  assert.deepEqual(ls.series[0]!.nss, [0.01, 0.03]);
+  const sp = spectrumDataFromDoc(sdoc, 0, undefined, 'right'); // middle layer of [0, 1] is 0
+  assert.deepEqual(sp.tensors.map((x) => [x.label, x.principalAngles]), [['L0 Q', [0.25, 0.5]], ['L0 MLP-up', [0.5, 1]]]);
+  assert.deepEqual(sp.tensors[0]!.tunedSingularValues, [3.1, 1.1]);
+  for (const f of [overlapFigure(o), layerSpectralFigure(ls), spectrumFigure(sp)]) assert.ok(renderPng(f).byteLength > 1000);
 });
