@@ -38,7 +38,8 @@ function start(): void {
   // Start at a middle layer's first attention projection, a representative default.
   const linearKinds = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
   const numericLayers = layers.filter((l) => l !== '');
-  if (numericLayers.length) layerSel.value = numericLayers[Math.floor(numericLayers.length / 2)]!;
+  // The middle layer, as the dynamics stage picks it for its full profiles.
+  if (numericLayers.length) layerSel.value = numericLayers[Math.floor((numericLayers.length - 1) / 2)]!;
   function fillKinds(): void {
     const prev = kindSel.value;
     clear(kindSel);

@@ -10,7 +10,7 @@ import type { ChangeRateResult } from '../../probes/changerate.js';
 import type { SparsityDoc } from '../../probes/sparsity.js';
 import type { PrincipalDoc, ReferenceMask, SpectrumDoc } from '../../run/geometry.js';
 import type { DynamicsResult, TensorDynamics } from '../../probes/dynamics.js';
-import { type ConsensusImage, type Grid, KIND_ORDER, type LocalityResult, kindLabel } from '../../probes/locality.js';
+import { type ConsensusImage, type Grid, KIND_ORDER, type LocalityResult, MAX_IMAGE_SIDE, kindLabel } from '../../probes/locality.js';
 import type { BitMask } from '../../probes/mask.js';
 import { poolGrid, matrixShape } from '../../probes/locality.js';
 import type { ProbeOptions } from '../../probes/update.js';
@@ -27,7 +27,7 @@ export function probeSentence(p: ProbeOptions): string {
 /** Heatmap of one update mask (pooled: fraction of entries changed per block). */
 export function maskFigure(name: string, mask: BitMask, maxSize: number, probe: ProbeOptions, runLabel?: string): Figure {
   const [rows, cols] = matrixShape(mask.shape);
-  const max = maxSize > 0 ? maxSize : Math.max(rows, cols);
+  const max = maxSize > 0 ? maxSize : Math.min(MAX_IMAGE_SIDE, Math.max(rows, cols));
   const grid = poolGrid(rows, cols, mask, max, max);
   const full = grid.pool[0] === 1 && grid.pool[1] === 1;
   return {
@@ -55,7 +55,7 @@ export function consensusFigure(img: ConsensusImage, probe: ProbeOptions): Figur
 /** Consensus grid of a set of masks (for the figure command). */
 export function consensusImageOf(name: string, masks: readonly BitMask[], counts: Uint8Array, maxSize: number): ConsensusImage {
   const [rows, cols] = matrixShape(masks[0]!.shape);
-  const max = maxSize > 0 ? maxSize : Math.max(rows, cols);
+  const max = maxSize > 0 ? maxSize : Math.min(MAX_IMAGE_SIDE, Math.max(rows, cols));
   const grid: Grid = poolGrid(rows, cols, counts, max, max, 1 / masks.length);
   return { name, runs: masks.length, grid };
 }

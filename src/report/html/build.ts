@@ -62,9 +62,12 @@ function registerManifestRuns(m: Obj, ctx: ReportContext): void {
 
 export function buildReportData(a: Analysis, opts: { title?: string; roles?: Record<string, RunInfo['role']> } = {}): ReportData {
   const ctx = new ReportContext(opts.roles);
+  // runs.json (labels and families, e.g. from the demo) first, then the manifest's order.
+  const runsDoc = a.docs.get('runs');
+  if (runsDoc) registerManifestRuns(runsDoc.doc, ctx);
   if (a.manifest) registerManifestRuns(a.manifest.doc, ctx);
   const sections: Section[] = [];
-  const used = new Set<string>();
+  const used = new Set<string>(['runs']);
   for (const ad of ADAPTERS) {
     const f: DataFile | undefined = ad.kinds.map((k) => a.docs.get(k)).find((x) => x !== undefined);
     if (!f) { sections.push({ id: ad.id, title: ad.title, available: false, note: `Skipped: ${ad.missing}`, blocks: [] }); continue; }

@@ -17,7 +17,6 @@ import type { BitMask } from '../../probes/mask.js';
 import { updateSparsity } from '../../probes/sparsity.js';
 import { envelope, toJson } from '../output.js';
 import { runLabel } from './context.js';
-import { MapsCollector, headDimOf } from './maps.js';
 
 export interface DemoRun { path: string; label: string; role: 'rl' | 'sft' | 'other' }
 
@@ -69,8 +68,6 @@ export function labDemoSet(dir: string): DemoSet | null {
     if (!fs.existsSync(cdir)) continue;
     const cks = fs.readdirSync(cdir).map((n) => ({ path: path.join(cdir, n), step: stepOf(n) }))
       .filter((c): c is { path: string; step: number } => c.step !== null).sort((a, b) => a.step - b.step);
-    const finalStep = Number(r.spec!.steps);
-    if (Number.isFinite(finalStep) && !cks.some((c) => c.step === finalStep)) cks.push({ path: r.dir, step: finalStep });
     if (cks.length >= 2) { checkpoints = cks; break; }
   }
   let intervention: DemoSet['intervention'] = null;
@@ -172,71 +169,38 @@ export interface DemoOptions {
   out: string;
   set?: DemoSet;
   threads?: number;
+  /** Decomposition cache (analyze's default when undefined; null: none). */
+  cacheDir?: string | null;
   onEvent?: (msg: string) => void;
 }
 
 /**
- * Runs every available probe on the demo set into `out` and writes report.html.
- * The stages and file names are those of `rlvr-lens analyze`.
+ * `rlvr-lens analyze` on the demo set (every stage; the RL runs' intermediate checkpoints as
+ * --checkpoints), plus what only the demo knows: the intervention comparison (paper Fig. 6),
+ * the lab's run logs, and each run's family (runs.json), then the report over all of it.
  */
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const set = o.set ?? defaultDemoSet();
   const threads = o.threads ?? 2;
   const say = o.onEvent ?? ((): void => {});
   ensureDir(o.out);
-  const specs = set.tuned.map((t) => t.path);
-  const base = openCheckpoint(set.base);
-  const linear = base.names.filter((n) => isLinearWeight(parseTensorName(n), base.info(n).shape));
-  const headDim = headDimOf(base);
-  base.close();
-
-  say(`sparsity + update masks: ${set.tuned.length} tuned models`);
-  const maps = new MapsCollector(specs, linear.length);
-  const pending = new Map<string, BitMask[]>();
-  const linearSet = new Set(linear);
-  const sparsity = await updateSparsity(set.base, specs, {
-    threads,
-    onMask: (r, name, mask) => {
-      if (!linearSet.has(name)) return;
-      const ms = pending.get(name) ?? [];
-      ms[r] = mask;
-      pending.set(name, ms);
-      if (ms.filter(Boolean).length === specs.length) { maps.add(name, ms, headDim); pending.delete(name); }
-    },
+  const { analyze } = await import('../../run/analyze.js');
+  say(`analyze: base + ${set.tuned.length} tuned models${set.checkpoints.length ? `, ${set.checkpoints.length} checkpoints` : ''}`);
+  await analyze(set.base, set.tuned.map((t) => t.path), o.out, { threads, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}) }, {
+    checkpoints: set.checkpoints.map((c) => c.path),
+    log: (m) => { if (m.startsWith('stage ')) say(m); },
   });
-  writeFileAtomic(path.join(o.out, 'sparsity.json'), toJson(sparsity));
-  writeFileAtomic(path.join(o.out, 'maps.json'), toJson(maps.finish()));
-
-  const { runLocalityPass, localityDocument } = await import('../../probes/locality.js');
-  const rl = set.tuned.filter((t) => t.role === 'rl').map((t) => t.path);
-  if (rl.length >= 2) {
-    say(`locality: ${rl.length} RL runs`);
-    const loc = await runLocalityPass(set.base, rl, { threads });
-    writeFileAtomic(path.join(o.out, 'locality.json'), toJson(localityDocument(loc, null)));
-  }
-  if (set.checkpoints.length >= 2) {
-    say(`dynamics: ${set.checkpoints.length} checkpoints`);
-    const { runDynamicsPass, dynamicsDocument } = await import('../../probes/dynamics.js');
-    const dyn = await runDynamicsPass(set.base, set.checkpoints.map((c) => c.path), set.checkpoints.map((c) => c.step), { threads, profilesFor: () => true } as Parameters<typeof runDynamicsPass>[3]);
-    writeFileAtomic(path.join(o.out, 'dynamics.json'), toJson(dynamicsDocument(dyn)));
-  }
   if (set.intervention) {
-    say('intervention overlap');
+    say('intervention overlap (paper Fig. 6)');
     writeFileAtomic(path.join(o.out, 'intervention-overlap.json'), toJson(await interventionOverlap(set.intervention, threads)));
   }
   if (set.logs.length) {
     ensureDir(path.join(o.out, 'logs'));
     for (const l of set.logs) writeFileAtomic(path.join(o.out, 'logs', `${l.name}.jsonl`), fs.readFileSync(l.file));
   }
-  writeFileAtomic(path.join(o.out, 'manifest.json'), toJson(envelope('manifest', {
-    command: 'rlvr-lens demo',
+  writeFileAtomic(path.join(o.out, 'runs.json'), toJson(envelope('runs', {
     source: set.source,
-    inputs: {
-      base: { path: set.base },
-      tuned: set.tuned.map((t) => ({ path: t.path, label: t.label, role: t.role })),
-      checkpoints: set.checkpoints,
-      intervention: set.intervention,
-    },
+    tuned: set.tuned.map((t) => ({ spec: t.path, label: t.label, role: t.role })),
   })));
   const { writeReport } = await import('./index.js');
   const rep = await writeReport(o.out, { title: `rlvr-lens demo: ${set.tuned.map((t) => t.label).join(', ')}` });
