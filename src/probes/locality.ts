@@ -321,6 +321,9 @@ export function poolGrid(
   return { rows: gr, cols: gc, values, pool: [p, q], sourceShape: [rows, cols] };
 }
 
+/** "Full resolution" images are pooled beyond this many cells per side (the caption says so). */
+export const MAX_IMAGE_SIDE = 8192;
+
 /** Rows × cols of a tensor shape (1-D tensors are one row). */
 export function matrixShape(shape: readonly number[]): [number, number] {
   if (shape.length === 0) return [1, 1];
@@ -666,7 +669,7 @@ class LocalityAccumulator {
     if (this.o.consensusFor?.(name)) {
       const counts = consensusCounts(masks);
       const [rows, cols] = matrixShape(masks[0]!.shape);
-      const max = this.o.consensusMaxSize > 0 ? this.o.consensusMaxSize : Math.max(rows, cols);
+      const max = this.o.consensusMaxSize > 0 ? this.o.consensusMaxSize : Math.min(MAX_IMAGE_SIDE, Math.max(rows, cols));
       this.consensus.push({ name, runs: this.R, grid: poolGrid(rows, cols, counts, max, max, 1 / this.R) });
     }
   }

@@ -193,7 +193,7 @@ export function register(program: Command): void {
     .option('--run <i>', 'which tuned run (0-based): sparsity (default: pooled), overlap, spectrum, layer-spectral (default 0)')
     .option('--mask <m>', 'overlap: reference mask principal, low or principalNotLow', 'principal')
     .option('--pool <n>', 'heatmaps: pool to at most n×n cells (mean over blocks)', '512')
-    .option('--full', 'heatmaps: full resolution, one cell per entry')
+    .option('--full', 'heatmaps: full resolution, one cell per entry (tensors over 8192 per side are still pooled; the caption says how)')
     .option('--probe <rule>', 'bf16 or abs (mask, consensus)', 'bf16')
     .option('--eta <η>', 'relative tolerance of the bf16 rule', '1e-3')
     .option('--tol <tol>', 'absolute tolerance of the abs rule', '1e-5')

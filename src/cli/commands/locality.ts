@@ -69,7 +69,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'worker threads of the mask pass (default: all cores)')
     .option('--consensus <regex>', 'tensors whose consensus map to draw (default: the --layer tensors)')
     .option('--pool <n>', 'pool consensus maps to at most n×n cells (mean over blocks)', '512')
-    .option('--full', 'consensus maps at full resolution (one cell per entry)')
+    .option('--full', 'consensus maps at full resolution, one cell per entry (over 8192 per side still pooled; the caption says how)')
     .option('--no-figures', 'skip the PNG figures')
     .option('--json', 'print the JSON document instead of tables')
     .option('--quiet', 'no progress bar')
