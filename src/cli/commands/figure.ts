@@ -11,7 +11,7 @@ import { type LocalityResult, consensusCounts, readUpdateMasksOnce } from '../..
 import type { SparsityDoc } from '../../probes/sparsity.js';
 import {
   type Figure, type LayerSpectralData, type OverlapByLayerData, type SparsityGridData, type SpectrumCurvesData,
-  layerSpectralFigure, overlapFigure, sparsityGridFigure, spectrumFigure,
+  layerSpectralFigure, overlapFigure, shortLabel, sparsityGridFigure, spectrumFigure,
 } from '../../report/figures/figures.js';
 import {
   changeRateFigureFor, consensusFigure, consensusImageOf, layerSpectralFromDoc, localityJaccardFigure, localityLayersFigure, maskFigure,
@@ -93,7 +93,7 @@ function build(type: string, o: Opts): Figure {
       try {
         if (!base.has(o.tensor)) throw new FormatError(o.base, 'E_MISSING_TENSOR', `no tensor named ${JSON.stringify(o.tensor)}`);
         const { masks } = readUpdateMasksOnce(base, tuned, o.tensor, probe);
-        if (type === 'mask') return maskFigure(o.tensor, masks[0]!, pool, probe, tuned[0]!.spec);
+        if (type === 'mask') return maskFigure(o.tensor, masks[0]!, pool, probe, shortLabel(tuned[0]!.spec));
         return consensusFigure(consensusImageOf(o.tensor, masks, consensusCounts(masks), pool), probe);
       } finally {
         base.close();
