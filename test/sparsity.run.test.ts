@@ -167,7 +167,7 @@ test('--threads 1 and 2 give byte-identical JSON and the same masks in the same 
   const run = async (threads: number): Promise<{ json: string; masks: string[] }> => {
     const masks: string[] = [];
     const doc = await updateSparsity(C('base'), MULTI, {
-      compareProbes: true, threads, rangeElems: 64, chunkElems: 32,
+      compareProbes: true, threads, rangeElems: 64, chunkElems: 32, minBytesPerThread: 0,
       onMask: (ti, name, m: BitMask) => masks.push(`${ti}:${name}:${m.count()}:${Buffer.from(m.words.buffer).toString('base64')}`),
     });
     return { json: toJson(doc), masks };

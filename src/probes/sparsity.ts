@@ -335,6 +335,9 @@ export interface SparsityOptions {
   chunkElems?: number;
   /** Entries per parallel task (large tensors are split; default 2^24). */
   rangeElems?: number;
+  /** Start a worker only per this many bytes of work (default 64 MiB): starting one costs
+   * ~0.1 s of CPU, more than small inputs take to compare. 0 always uses `threads`. */
+  minBytesPerThread?: number;
 }
 
 interface Acc {
@@ -445,14 +448,16 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
     };
 
     const ctx = { scratch: createScratch(cfg), base, tuned, cfg };
-    if (threads <= 1 || tasks.length <= 1) {
+    const perThread = o.minBytesPerThread ?? 64 * 2 ** 20;
+    const useThreads = perThread > 0 ? Math.min(threads, Math.max(1, Math.floor(totalBytes / perThread))) : threads;
+    if (useThreads <= 1 || tasks.length <= 1) {
       tasks.forEach((t, i) => onResult(i, compareRange(ctx, t)));
     } else {
       // the main thread works too: threads − 1 workers
       await runOrdered<RangeTask, RangeResult>(tasks, {
         worker: workerUrl('../run/sparsity-worker', import.meta.url),
         workerData: { base: base.root, tuned: tuned.map((t) => t.root), cfg },
-        threads,
+        threads: useThreads,
         local: (t) => compareRange(ctx, t),
         onResult,
       });
