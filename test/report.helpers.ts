@@ -18,6 +18,8 @@ export interface SampleExpectations {
   sparsity: Record<string, number>;
   /** Mean off-diagonal Jaccard over all linear tensors pooled (locality.json). */
   meanJaccard: number;
+  /** Jaccard of run-a and run-b pooled over the linear tensors, counted here: Σ|A∩B| / Σ|A∪B|. */
+  jaccardAB: number;
   /** Run label → pooled overlap with M_princ (principal.json). */
   principalOverlap: Record<string, number>;
   linearTensors: string[];
@@ -37,6 +39,10 @@ export async function buildSampleAnalysis(dir: string, opts: { withDynamics?: bo
     sparsity[path.basename(p)] = 1 - changed / n;
     t.close();
   }
+  const [ta, tb] = [runPaths[0]!, runPaths[1]!].map((p) => openCheckpoint(p));
+  let inter = 0, union = 0;
+  for (const name of linear) { const a = computeUpdateMask(base, ta!, name), b = computeUpdateMask(base, tb!, name); inter += a.andCount(b); union += a.orCount(b); }
+  ta!.close(); tb!.close();
   base.close();
   if (opts.withLogs) {
     fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
@@ -48,5 +54,5 @@ export async function buildSampleAnalysis(dir: string, opts: { withDynamics?: bo
   const loc = JSON.parse(fs.readFileSync(path.join(dir, 'locality.json'), 'utf8')) as { all: { meanJaccard: number } };
   const pri = JSON.parse(fs.readFileSync(path.join(dir, 'principal.json'), 'utf8')) as { summary: { spec: string; all: { masks: { principal: { overlap: number } } } }[] };
   const principalOverlap = Object.fromEntries(pri.summary.map((s) => [path.basename(s.spec), s.all.masks.principal.overlap]));
-  return { sparsity, meanJaccard: loc.all.meanJaccard, principalOverlap, linearTensors: linear };
+  return { sparsity, meanJaccard: loc.all.meanJaccard, jaccardAB: inter / union, principalOverlap, linearTensors: linear };
 }
