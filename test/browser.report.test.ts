@@ -81,7 +81,7 @@ test('report.html in headless Chromium: offline, no errors, numbers, heatmap, se
       (await canvas.evaluate(`(${PIXELS})(document.querySelector('canvas[data-role=heatmap]'))`)) as { distinct: number; hash: number; tensor: string };
     const before = await pixels();
     assert.ok(before.distinct > 8, `heatmap has ${before.distinct} distinct colours`);
-    assert.match(before.tensor, /^model\.layers\.1\.self_attn\.q_proj\.weight$/);
+    assert.equal(before.tensor, 'model.layers.0.self_attn.q_proj.weight', 'starts at the middle layer (as the dynamics stage picks it), module q');
     await page.locator('.heatmap-block').first().screenshot({ path: path.join(artifacts, 'report-heatmap.png') });
 
     const box = (await canvas.boundingBox())!;
@@ -94,17 +94,17 @@ test('report.html in headless Chromium: offline, no errors, numbers, heatmap, se
     assert.notEqual(zoomed.hash, before.hash, 'wheel zoom redraws');
 
     const rowsFigBefore = await page.locator('[data-figure=dyn-rows]').getAttribute('data-key');
-    await page.selectOption('#sel-layer', '0');
+    await page.selectOption('#sel-layer', '1');
     const after = await pixels();
-    assert.equal(after.tensor, 'model.layers.0.self_attn.q_proj.weight');
+    assert.equal(after.tensor, 'model.layers.1.self_attn.q_proj.weight');
     assert.notEqual(after.hash, zoomed.hash, 'selecting a layer changes the heatmap');
-    assert.equal(await page.locator('[data-figure=dyn-rows]').getAttribute('data-key'), 'model.layers.0.self_attn.q_proj.weight');
-    assert.notEqual(rowsFigBefore, 'model.layers.0.self_attn.q_proj.weight');
+    assert.equal(await page.locator('[data-figure=dyn-rows]').getAttribute('data-key'), 'model.layers.1.self_attn.q_proj.weight');
+    assert.equal(rowsFigBefore, 'model.layers.0.self_attn.q_proj.weight');
     await page.selectOption('#sel-kind', 'down');
-    assert.equal((await pixels()).tensor, 'model.layers.0.mlp.down_proj.weight');
+    assert.equal((await pixels()).tensor, 'model.layers.1.mlp.down_proj.weight');
     await page.selectOption('[data-role=heatmap-view]', 'run-b');
     assert.notEqual((await pixels()).hash, after.hash);
-    await page.locator('.heatmap-block').first().screenshot({ path: path.join(artifacts, 'report-heatmap-layer0-down.png') });
+    await page.locator('.heatmap-block').first().screenshot({ path: path.join(artifacts, 'report-heatmap-layer1-down.png') });
 
     // Sorting Table 1 by sparsity (descending first) puts the sparsest run on top.
     await page.locator('#tbl-table1 th', { hasText: 'sparsity (all tensors)' }).click();
