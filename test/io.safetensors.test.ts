@@ -13,6 +13,7 @@ import {
   MAX_HEADER_BYTES, SAFETENSORS_ERRORS, type SafetensorsErrorCode, SafetensorsFile, parseSafetensorsBuffer,
 } from '../src/io/safetensors.js';
 import { writeSafetensors } from '../src/io/writer.js';
+import { openCheckpoint } from '../src/io/checkpoint.js';
 import { Rng } from '../src/util/random.js';
 import { tempDir } from './helpers.js';
 import { concat, jsonFile, randomTensor, rawFile, u64le, validFile } from './io.build.js';
@@ -59,7 +60,12 @@ const PER_CODE: Record<Exclude<SafetensorsErrorCode, 'E_NOT_FILE'>, [Uint8Array,
     [rawFile('{"__metadata__":{"k":"\\ud800x"}}'), /unpaired surrogate/],
   ],
   E_HEADER_NOT_OBJECT: [[rawFile('[]'), /not a JSON object/], [rawFile('"x"'), /object/], [rawFile('null'), /object/], [rawFile('7'), /object/]],
-  E_DUPLICATE_NAME: [[rawFile(`{"w":${JSON.stringify(I32([0, 16]))},"w":${JSON.stringify(I32([0, 16]))}}`, 16), /"w"/]],
+  E_DUPLICATE_NAME: [
+    [rawFile(`{"w":${JSON.stringify(I32([0, 16]))},"w":${JSON.stringify(I32([0, 16]))}}`, 16), /"w"/],
+    // The same key spelled with an escape is still the same key.
+    [rawFile(`{"wa":${JSON.stringify(I32([0, 16]))},"w\\u0061":${JSON.stringify(I32([16, 32]))}}`, 32), /"wa"/],
+    [rawFile('{"__metadata__":{},"__metadata__":{}}'), /"__metadata__"/],
+  ],
   E_DUPLICATE_KEY: [
     [rawFile('{"w":{"dtype":"U8","shape":[1],"shape":[1],"data_offsets":[0,1]}}', 1), /"shape"/],
     [rawFile('{"__metadata__":{"a":"1","a":"2"}}'), /"a"/],
@@ -144,6 +150,7 @@ test('E_NOT_FILE: a FIFO is rejected without blocking; a folder is EISDIR', (t) 
     return;
   }
   assert.throws(() => SafetensorsFile.open(fifo), (e: unknown) => e instanceof FormatError && e.code === 'E_NOT_FILE');
+  assert.throws(() => openCheckpoint(fifo), (e: unknown) => e instanceof FormatError && e.code === 'E_NOT_FILE' && e.userLine() === `${fifo}: not a regular file`);
   assert.throws(() => SafetensorsFile.open(dir), (e: unknown) => e instanceof RlvrError && e.code === 'EISDIR' && /is a folder/.test(e.message));
   assert.throws(() => SafetensorsFile.open(path.join(dir, 'nope')), (e: unknown) => e instanceof RlvrError && e.code === 'ENOENT');
 });

@@ -219,10 +219,14 @@ function openIndexed(spec: string, folder: string, indexPath: string): Checkpoin
     ? path.join(repoDir, 'blobs') : null;
   const weightMap = new Map<string, string>();
   const shardOrder: string[] = [];
+  // Each distinct shard name is checked once (indexes list ~1e3-1e5 tensors over few shards).
+  const checked = new Map<string, string>();
   for (const [tensor, shard] of Object.entries(wm as Record<string, unknown>)) {
     if (typeof shard !== 'string' || shard === '') {
       throw new FormatError(indexPath, 'E_INDEX_WEIGHT_MAP', `weight_map entry for ${JSON.stringify(tensor)} is not a file name`);
     }
+    const known = checked.get(shard);
+    if (known !== undefined) { weightMap.set(tensor, known); continue; }
     const abs = path.resolve(folder, shard);
     if (path.isAbsolute(shard) || !inside(folder, abs)) {
       throw new FormatError(indexPath, 'E_INDEX_OUTSIDE', `shard path ${JSON.stringify(shard)} points outside the checkpoint folder`);
@@ -236,15 +240,17 @@ function openIndexed(spec: string, folder: string, indexPath: string): Checkpoin
     if (!inside(realFolder, real) && !(hubBlobs !== null && inside(hubBlobs, real))) {
       throw new FormatError(indexPath, 'E_INDEX_OUTSIDE', `shard ${JSON.stringify(shard)} resolves outside the checkpoint folder`);
     }
+    checked.set(shard, abs);
     weightMap.set(tensor, abs);
     if (!shardOrder.includes(abs)) shardOrder.push(abs);
   }
   // Shards in natural file-name order (model-00001-of-00002 first), not weight_map order.
   shardOrder.sort(compareTensorNames);
-  const shards: SafetensorsFile[] = [];
-  for (const s of shardOrder) shards.push(SafetensorsFile.inspect(s));
+  const byPath = new Map<string, SafetensorsFile>();
+  for (const s of shardOrder) byPath.set(s, SafetensorsFile.inspect(s));
+  const shards = shardOrder.map((s) => byPath.get(s)!);
   for (const [tensor, shard] of weightMap) {
-    const f = shards[shardOrder.indexOf(shard)]!;
+    const f = byPath.get(shard)!;
     if (!f.tensors.has(tensor)) {
       throw new FormatError(indexPath, 'E_INDEX_MISSING_TENSOR', `tensor ${JSON.stringify(tensor)} is not in shard ${path.basename(shard)}`);
     }
@@ -269,7 +275,7 @@ export function openCheckpoint(spec: string): TensorSource {
   } catch (e) {
     throw fromSystemError(e, spec, 'open');
   }
-  if (st.isFile()) {
+  if (!st.isDirectory()) { // files, and special files (rejected by the reader as E_NOT_FILE)
     const f = SafetensorsFile.inspect(p);
     return new Checkpoint(spec, p, [f], readConfig(path.dirname(p)));
   }

@@ -90,16 +90,18 @@ function findDuplicateKey(text: string): { key: string; depth: number } | null {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
       const start = i++;
+      let escaped = false;
       while (i < n) {
         const d = text.charCodeAt(i);
-        if (d === 0x5c /* \ */) { i += 2; continue; }
+        if (d === 0x5c /* \ */) { escaped = true; i += 2; continue; }
         if (d === 0x22) break;
         i++;
       }
       i++;
       const top = stack[stack.length - 1];
       if (expectKey && top) {
-        const key = JSON.parse(text.slice(start, i)) as string;
+        // Only keys with escapes need decoding; "\u0061" and "a" are the same key.
+        const key = escaped ? (JSON.parse(text.slice(start, i)) as string) : text.slice(start + 1, i - 1);
         if (top.has(key)) return { key, depth: stack.length };
         top.add(key);
         expectKey = false;
