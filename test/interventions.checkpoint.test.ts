@@ -71,6 +71,7 @@ test('Qwen2-like (biases, sharded): rotation within bf16 rounding, permutation e
     assert.ok(v.exactArithmetic!.relFrobenius < 1e-13, `fp64 ${v.exactArithmetic!.relFrobenius}`);
     // bf16 storage: within a factor 2 of the a-priori estimate (≈ 2.35e-3), and not exact.
     assert.ok(v.stored.relFrobenius > 0 && v.stored.relFrobenius < 2 * v.estimatedRelFrobenius, `stored ${v.stored.relFrobenius}`);
+    assert.equal(v.warning, null);
     assert.ok(byLayer.get(l)!.rotationOrthogonalityError! < 1e-14);
   }
   // Every tensor not listed as changed is bit-identical; the changed ones really changed.

@@ -83,6 +83,8 @@ export interface LayerVerification {
   exactArithmetic: OutputDifference | null;
   /** A-priori relative Frobenius error from storage rounding (rotation only; 0 if permutation only). */
   estimatedRelFrobenius: number;
+  /** Set when the stored difference is over 10× the estimate (reported, not fatal). */
+  warning: string | null;
 }
 
 export interface LayerIntervention {
@@ -477,17 +479,24 @@ export function intervene(opts: InterventionOptions): InterventionResult {
         const stored = verifyAttentionInvariance(before, after, geo, { seed: inputSeed, tokens });
         let exactArithmetic: OutputDifference | null = null;
         let estimate = 0;
+        let warning: string | null = null;
         if (plan.rotated) {
           const exact = readAttention(written, n, exactNew);
           exactArithmetic = verifyAttentionInvariance(before, exact, geo, { seed: inputSeed, tokens });
           estimate = roundingErrorEstimate(Math.min(significandBits(src.info(n.v).dtype), significandBits(src.info(n.o).dtype)));
-          if (!(exactArithmetic.relFrobenius < 1e-9) || !(stored.relFrobenius < 10 * estimate + 1e-12)) {
-            throw new RlvrError(`layer ${plan.layer}: verification failed (relative output difference ${stored.relFrobenius.toExponential(3)} stored, ${exactArithmetic.relFrobenius.toExponential(3)} before rounding; expected about ${estimate.toExponential(3)}) — nothing written`, { code: 'E_VERIFY' });
+          // The gate is the exact-arithmetic result (it checks the algebra); the stored result
+          // depends on how much the block's output cancels, so it is reported, and flagged
+          // when far above the estimate, but does not block the output.
+          if (!(exactArithmetic.relFrobenius < 1e-8)) {
+            throw new RlvrError(`layer ${plan.layer}: verification failed (relative output difference ${exactArithmetic.relFrobenius.toExponential(3)} before storage rounding, expected ~1e-15) — nothing written`, { code: 'E_VERIFY' });
+          }
+          if (!(stored.relFrobenius < 10 * estimate)) {
+            warning = `stored relative output difference ${stored.relFrobenius.toExponential(3)} is over 10× the rounding estimate ${estimate.toExponential(3)} (the block output cancels strongly on random inputs)`;
           }
         } else if (stored.maxAbsDiff !== 0) {
           throw new RlvrError(`layer ${plan.layer}: head permutation changed the block output by ${stored.maxAbsDiff} — nothing written`, { code: 'E_VERIFY' });
         }
-        layerResults.push({ ...plan, verification: { tokens, inputSeed, stored, exactArithmetic, estimatedRelFrobenius: estimate } });
+        layerResults.push({ ...plan, verification: { tokens, inputSeed, stored, exactArithmetic, estimatedRelFrobenius: estimate, warning } });
       }
     } finally {
       written.close();

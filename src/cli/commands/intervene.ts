@@ -65,7 +65,8 @@ export function register(program: Command): void {
       process.stdout.write(
         `wrote ${r.out} (${r.files.length} checkpoint file${r.files.length === 1 ? '' : 's'}, ${r.copiedFiles.length} side file${r.copiedFiles.length === 1 ? '' : 's'} copied; record in rlvr_lens/intervention.json)\n` +
         `seed ${r.seed}; verification: fp64 forward pass of each touched attention block, ${r.layers[0]?.verification.tokens ?? 0} random tokens\n\n` +
-        toText({ columns: ['layer', 'intervention', 'max |Δout|', 'rel ‖Δout‖ stored', 'rel ‖Δout‖ fp64', 'rel estimate'], rows }, 3),
+        toText({ columns: ['layer', 'intervention', 'max |Δout|', 'rel ‖Δout‖ stored', 'rel ‖Δout‖ fp64', 'rel estimate'], rows }, 3) +
+        r.layers.filter((l) => l.verification.warning).map((l) => `warning: layer ${l.layer}: ${l.verification.warning}\n`).join(''),
       );
     });
 }
