@@ -13,7 +13,7 @@ let tmpCounter = 0;
 /** System errors (they carry `syscall`) become one readable line; our own errors and
  * programming errors pass through unchanged, so a bug is reported as a bug. */
 function asWriteError(e: unknown, dest: string): unknown {
-  if (e instanceof RlvrError) return e;
+  if (e instanceof RlvrError) return e.file !== undefined ? e : new RlvrError(e.message, { file: dest, code: e.code, exitCode: e.exitCode });
   if (typeof (e as NodeJS.ErrnoException | null)?.syscall === 'string') return fromSystemError(e, dest, 'write');
   return e;
 }
