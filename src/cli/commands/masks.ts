@@ -34,7 +34,7 @@ export function register(program: Command): void {
     .option('--modules <kinds>', 'only these module kinds, comma-separated (q,k,v,o,gate,up,down,expert,router)')
     .option('--threads <n>', 'GEMM threads', '1')
     .option('--no-cache', 'do not read cached base decompositions')
-    .option('--per-tensor', 'print the per-tensor table too')
+    .option('--no-per-tensor', 'print only the per-module summary, not the per-tensor table')
     .option('--force', 'replace an existing output file')
     .option('--json', 'print the result as JSON (kind "masks")')
     .option('--quiet', 'no progress bar')
@@ -59,7 +59,7 @@ export function register(program: Command): void {
       let text = `wrote ${r.out}: ${r.kind} mask, α=${r.alpha}, k=${r.rank}${r.kind === 'random-like-safe' ? `, seed ${r.seed}` : ''}, ${r.tensors.length} tensors (BOOL, 1 = trainable)\n` +
         `trainable: ${(100 * r.fraction).toFixed(2)}% of the masked linear weights; ${(100 * r.fractionOfModel).toFixed(2)}% of all ${r.modelParams.toLocaleString('en-US')} parameters if unmasked tensors train densely\n\n` +
         toText({ columns: ['module', 'trainable', 'total', 'fraction'], rows: mods }, 4);
-      if (o.perTensor) text += '\n' + toText({ columns: ['tensor', 'shape', 'trainable', 'total', 'fraction'], rows: r.tensors.map((t) => [t.name, `${t.shape[0]}×${t.shape[1]}`, t.trainable, t.total, t.fraction]) }, 4);
+      if (o.perTensor !== false) text += '\n' + toText({ columns: ['tensor', 'shape', 'trainable', 'total', 'fraction'], rows: r.tensors.map((t) => [t.name, `${t.shape[0]}×${t.shape[1]}`, t.trainable, t.total, t.fraction]) }, 4);
       process.stdout.write(text);
     });
 }
