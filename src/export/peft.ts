@@ -46,7 +46,7 @@ import { type TensorToWrite, writeFileAtomic, writeSafetensors } from '../io/wri
 import { type LayerSelection, checkOutputFolder, commitFolder, copySideFiles, parseLayerList, rewriteCheckpoint, tempFolderNextTo } from '../interventions/intervene.js';
 import { exactSVD, linalgBackend, matmul64, symmetricEigen, topKSVD } from '../linalg/index.js';
 import type { Mat64 } from '../linalg/index.js';
-import { compareTensorNames, parseTensorName } from '../model/names.js';
+import { compareTensorNames, isLinearWeight, parseTensorName } from '../model/names.js';
 import { envelope, toJson } from '../report/output.js';
 import { DecompositionCache, defaultCacheDir, sha256 } from '../run/cache.js';
 import { Rng } from '../util/random.js';
@@ -68,7 +68,7 @@ export interface AdapterOptions {
   rank: number;
   /** lora_alpha; scale = alpha / rank. */
   alpha: number;
-  /** PEFT target_modules: module-name suffixes such as q_proj, v_proj, down_proj. */
+  /** PEFT target_modules: module-name suffixes such as q_proj, v_proj, down_proj; `all-linear` = every linear weight but lm_head. */
   targets: readonly string[];
   /** Restrict to these decoder layers (PEFT layers_to_transform); default all. */
   layers?: LayerSelection;
@@ -262,7 +262,7 @@ export async function buildAdapter(opts: AdapterOptions): Promise<AdapterResult>
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer in 0..4294967295, not ${seed}`);
   const dropout = opts.dropout ?? 0;
   if (!(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be in [0, 1), not ${dropout}`);
-  const targets = [...new Set(opts.targets.map((t) => t.trim()).filter(Boolean))];
+  let targets = [...new Set(opts.targets.map((t) => t.trim()).filter(Boolean))];
   if (targets.length === 0) throw new UsageError('--targets: give at least one module name, e.g. q_proj,v_proj');
   const { rank: r, alpha } = opts;
   const scale = alpha / r;
@@ -277,6 +277,11 @@ export async function buildAdapter(opts: AdapterOptions): Promise<AdapterResult>
         if (numLayers === undefined) throw new UsageError('--layers needs num_hidden_layers in config.json');
         layers = parseLayerList(opts.layers, numLayers, '--layers');
       } else layers = [...opts.layers].sort((a, b) => a - b);
+    }
+    if (targets.includes('all-linear')) {
+      // PEFT's "all-linear": every linear layer of the decoder (not lm_head), expanded to names.
+      const names = src.names.filter((n) => isLinearWeight(parseTensorName(n), src.info(n).shape)).map((n) => n.slice(0, -'.weight'.length).split('.').pop()!);
+      targets = [...new Set([...targets.filter((t) => t !== 'all-linear'), ...names])].sort();
     }
     const modules = findTargetModules(src, targets, layers);
     for (const mod of modules) {

@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .requiredOption('--init <kind>', `initialisation: ${ADAPTER_INITS.join(' | ')}`)
     .requiredOption('--rank <r>', 'LoRA rank r')
     .option('--alpha <a>', 'lora_alpha (scale = alpha / r); default r')
-    .requiredOption('--targets <modules>', 'comma-separated module names, as PEFT target_modules (e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)')
+    .requiredOption('--targets <modules>', 'comma-separated module names, as PEFT target_modules (e.g. q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj), or all-linear')
     .option('--layers <layers>', 'only these decoder layers (0-based: 25, 20-27, 3,5, all); PEFT layers_to_transform')
     .option('--seed <n>', 'seed of the LoRA A init', '0')
     .option('--dropout <p>', 'lora_dropout written to adapter_config.json', '0')
