@@ -124,6 +124,6 @@ export default async function sparsityBench(): Promise<void> {
   process.stdout.write(
     `  contrast: Mukherjee et al.'s script loads both whole models and concatenates all deltas,\n` +
     `  about 4–5 model sizes in memory (≈ ${gib(4 * modelBytes)}–${gib(5 * modelBytes)} here in bf16, twice that if upcast to fp32);\n` +
-    `  this probe streams 512 KiB chunks per thread and keeps ${mib(rssBig)} peak whatever the model size.\n`,
+    `  this probe streams 256 KiB chunks per side and thread and keeps ${mib(rssBig)} peak whatever the model size.\n`,
   );
 }

@@ -331,7 +331,7 @@ export interface SparsityOptions {
   onMask?: (tunedIndex: number, name: string, mask: BitMask) => void;
   /** Progress in bytes read (both sides). */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
-  /** Entries per read chunk (multiple of 32; default 2^18 = 512 KiB of bf16). */
+  /** Entries per read chunk (multiple of 32; default 2^17 = 256 KiB of bf16 per side, so a chunk pair stays in L2 for the compare). */
   chunkElems?: number;
   /** Entries per parallel task (large tensors are split; default 2^24). */
   rangeElems?: number;
@@ -357,7 +357,7 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
   if (probe.rule !== 'bf16' && probe.rule !== 'abs') throw new UsageError(`--probe must be bf16 or abs, got ${JSON.stringify(probe.rule)}`);
   if (!(probe.eta >= 0 && Number.isFinite(probe.eta))) throw new UsageError(`--eta must be a non-negative number, got ${probe.eta}`);
   if (!(probe.tol >= 0 && Number.isFinite(probe.tol))) throw new UsageError(`--tol must be a non-negative number, got ${probe.tol}`);
-  const chunkElems = Math.max(32, Math.floor((o.chunkElems ?? 1 << 18) / 32) * 32);
+  const chunkElems = Math.max(32, Math.floor((o.chunkElems ?? 1 << 17) / 32) * 32);
   const rangeElems = Math.max(chunkElems, Math.floor((o.rangeElems ?? 1 << 24) / chunkElems) * chunkElems);
   const threads = Math.max(1, Math.floor(o.threads ?? defaultThreads()));
   const cfg: EngineConfig = { probe, compareProbes: o.compareProbes ?? false, chunkElems };
