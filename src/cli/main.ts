@@ -79,5 +79,10 @@ if (isEntryPoint()) {
     process.stderr.write(`rlvr-lens: cannot write output: ${oneLine(err.message)}\n`);
     process.exit(1);
   });
+  // Errors thrown outside the command's promise chain (callbacks, workers) get the same
+  // one-line treatment instead of Node's default stack dump.
+  const fatal = (e: unknown): void => { process.exit(reportError(e)); };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
   main(process.argv).then((code) => { process.exitCode = code; }, (e) => { process.exitCode = reportError(e); });
 }
