@@ -216,3 +216,17 @@ test('CLI: adapter prints the merge check; a rank larger than the matrix is one 
   assert.match(text, /rlvr-lens: --rank 65 is larger than model\.layers\.0\.self_attn\.q_proj\.weight \(64×64, rank at most 64\)/);
   assert.ok(!fs.existsSync(path.join(dir, 'b')));
 });
+
+test('same inputs and seed → byte-identical adapter files', async () => {
+  const dir = tempDir();
+  for (const init of ['lora', 'pissa'] as const) {
+    const a = path.join(dir, init + '1'), b = path.join(dir, init + '2');
+    await buildAdapter({ base: QWEN2, out: a, init, rank: 2, alpha: 4, targets: ['k_proj'], seed: 9, cacheDir: null, residualOut: path.join(dir, init + '-res') });
+    await buildAdapter({ base: QWEN2, out: b, init, rank: 2, alpha: 4, targets: ['k_proj'], seed: 9, cacheDir: null, residualOut: path.join(dir, init + '-res'), force: true });
+    for (const f of ['adapter_model.safetensors', 'adapter_config.json', 'rlvr_lens_adapter.json']) {
+      assert.ok(fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))), `${init} ${f}`);
+    }
+  }
+  assert.ok(fs.existsSync(path.join(dir, 'pissa-res', 'model.safetensors.index.json')), '--residual-out honoured');
+  assert.ok(!fs.existsSync(path.join(dir, 'lora-res')), 'no residual for lora');
+});

@@ -164,3 +164,21 @@ test('rounding estimate: bf16 ≈ 2.35e-3, f16 8 times smaller, f32 ≈ 3.6e-8',
   assert.ok(Math.abs(roundingErrorEstimate(11) * 8 - roundingErrorEstimate(8)) < 1e-15);
   assert.ok(roundingErrorEstimate(24) < 3.7e-8 && roundingErrorEstimate(24) > 3.5e-8);
 });
+
+test('property: rotation + permutation invariance across head layouts (MHA, GQA, MQA), exact arithmetic', () => {
+  const layouts = [
+    { hiddenSize: 16, numHeads: 4, numKvHeads: 4, headDim: 4 }, // MHA, n_rep 1
+    { hiddenSize: 24, numHeads: 6, numKvHeads: 3, headDim: 8 }, // GQA, n_rep 2
+    { hiddenSize: 12, numHeads: 4, numKvHeads: 1, headDim: 6 }, // MQA (rotation only), head_dim not a power of 2
+  ];
+  for (const [li, lay] of layouts.entries()) {
+    const geo: AttentionGeometry = { ...lay, rmsNormEps: 1e-6, ropeTheta: 1e6 };
+    for (let seed = 0; seed < 3; seed++) {
+      const w = randomWeights(geo, new Rng(100 * li + seed), { bias: seed !== 1, norms: seed === 1 });
+      const rot = rotateVO(w.v, w.vBias, w.o, drawRotations('haar', seed, li, lay.numKvHeads, lay.headDim), geo);
+      const { x, positions } = randomAttentionInput(lay.hiddenSize, 5, seed);
+      const d = compareOutputs(attentionForward(w, geo, x, positions), attentionForward({ ...w, v: rot.v, vBias: rot.vBias, o: rot.o }, geo, x, positions));
+      assert.ok(d.relFrobenius < 1e-13, `layout ${li} seed ${seed}: ${d.relFrobenius}`);
+    }
+  }
+});
