@@ -401,7 +401,7 @@ export function intervene(opts: InterventionOptions): InterventionResult {
     const exactNew = new Map<string, Float64Array>(); // unrounded rotated tensors, for the exact-arithmetic check
     const rotationsOut: TensorToWrite[] = [];
     const plans: Omit<LayerIntervention, 'verification'>[] = [];
-    const { headDim: d, numHeads: hq, numKvHeads: hkv, nRep } = lay;
+    const { headDim: d, numKvHeads: hkv, nRep } = lay;
     for (const layer of layers) {
       const n = names.get(layer)!;
       const changed: string[] = [];
