@@ -117,6 +117,11 @@ test('topKSVD: W against itself gives 0°; deterministic; wide matrices; k cappe
   assert.deepEqual(a.U.data, b.U.data);
   for (const x of principalAngles(a.U, b.U)) assert.ok(x < 1e-9);
   // A different seed: a different start, the same subspace.
+  // The thread count of the fast backend does not change a single bit (MLAS splits rows and
+  // columns, never the inner dimension), so outputs are reproducible across --threads.
+  const t2 = await topKSVD(W, K, { seed: 5, threads: 2 });
+  assert.deepEqual(t2.S, a.S);
+  assert.deepEqual(t2.V.data, a.V.data);
   const c = await topKSVD(W, K, { seed: 6 });
   for (const x of principalAngles(a.V, c.V)) assert.ok(x < 0.01);
   // Wide: the transpose's decomposition with U and V swapped.
