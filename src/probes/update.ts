@@ -141,7 +141,11 @@ export class ChunkScratch {
       if (this.f64a.length < n) { this.f64a = new Float64Array(this.maxElems); this.f64b = new Float64Array(this.maxElems); }
       return [decode64(a, ad, this.f64a.subarray(0, n), this.f32scratch('a', n)), decode64(b, bd, this.f64b.subarray(0, n), this.f32scratch('b', n))];
     }
-    return [decodeToFloat32(alignedCopy(a, ad), ad, this.f32scratch('a', n)), decodeToFloat32(alignedCopy(b, bd), bd, this.f32scratch('b', n))];
+    // fp32 needs no decoding: a view of the (4-byte aligned) bytes
+    const f32 = (bytes: Uint8Array, d: DType, which: 'a' | 'b'): Float32Array => (d === 'F32' && bytes.byteOffset % 4 === 0
+      ? new Float32Array(bytes.buffer, bytes.byteOffset, n)
+      : decodeToFloat32(alignedCopy(bytes, d), d, this.f32scratch(which, n)));
+    return [f32(a, ad, 'a'), f32(b, bd, 'b')];
   }
 }
 
@@ -192,31 +196,66 @@ export function ruleWords(
   sameDtypeBitsEqual: ((i: number) => boolean) | null,
 ): { changed: number; nonFinite: number } {
   let changed = 0, nonFinite = 0;
-  const relative = rule === 'bf16';
   const eta = p.eta, tol = p.tol;
-  const groups = Math.ceil(n / 32);
-  for (let g = 0; g < groups; g++) {
-    let w = 0;
-    const end = Math.min(32, n - g * 32);
-    for (let j = 0; j < end; j++) {
-      const i = g * 32 + j;
-      const u = x[i]!, v = y[i]!;
-      const au = Math.abs(u), av = Math.abs(v);
-      // all-finite test without a call: NaN fails every compare, Inf exceeds MAX_VALUE
-      if (au <= Number.MAX_VALUE && av <= Number.MAX_VALUE) {
-        const d = Math.abs(v - u);
-        const c = relative ? d > eta * (au > av ? au : av) : d > tol;
-        w |= (c ? 1 : 0) << j;
-      } else {
-        nonFinite++;
-        const same = sameDtypeBitsEqual ? sameDtypeBitsEqual(i) : (u !== u && v !== v) || u === v;
-        w |= (same ? 0 : 1) << j;
+  const full = n >>> 5;
+  const M = Number.MAX_VALUE;
+  // Branch-free over full groups of 32 (data-dependent branches mispredict at realistic
+  // change rates); a group with a non-finite entry is redone entry by entry.
+  for (let g = 0; g < full; g++) {
+    const base = g * 32;
+    let w = 0, finite = 1;
+    if (rule === 'bf16') {
+      for (let j = 0; j < 32; j++) {
+        const u = x[base + j]!, v = y[base + j]!;
+        const au = Math.abs(u), av = Math.abs(v);
+        // NaN fails every compare, ±Inf exceeds MAX_VALUE
+        finite &= ((au <= M) as unknown as number) & ((av <= M) as unknown as number);
+        w |= ((Math.abs(v - u) > eta * Math.max(au, av)) as unknown as number) << j;
       }
+    } else {
+      for (let j = 0; j < 32; j++) {
+        const u = x[base + j]!, v = y[base + j]!;
+        finite &= ((Math.abs(u) <= M) as unknown as number) & ((Math.abs(v) <= M) as unknown as number);
+        w |= ((Math.abs(v - u) > tol) as unknown as number) << j;
+      }
+    }
+    if (finite === 0) {
+      const r = decodedGroupExact(x, y, base, 32, rule, eta, tol, sameDtypeBitsEqual);
+      w = r.w;
+      nonFinite += r.nonFinite;
     }
     words[g] = w;
     changed += popcnt(w);
   }
+  if (full * 32 < n) {
+    const r = decodedGroupExact(x, y, full * 32, n - full * 32, rule, eta, tol, sameDtypeBitsEqual);
+    words[full] = r.w;
+    changed += popcnt(r.w);
+    nonFinite += r.nonFinite;
+  }
   return { changed, nonFinite };
+}
+
+function decodedGroupExact(
+  x: Float32Array | Float64Array, y: Float32Array | Float64Array, base: number, len: number,
+  rule: ProbeRule, eta: number, tol: number, sameDtypeBitsEqual: ((i: number) => boolean) | null,
+): { w: number; nonFinite: number } {
+  let w = 0, nonFinite = 0;
+  for (let j = 0; j < len; j++) {
+    const i = base + j;
+    const u = x[i]!, v = y[i]!;
+    const au = Math.abs(u), av = Math.abs(v);
+    let c: boolean;
+    if (au <= Number.MAX_VALUE && av <= Number.MAX_VALUE) {
+      const d = Math.abs(v - u);
+      c = rule === 'bf16' ? d > eta * Math.max(au, av) : d > tol;
+    } else {
+      nonFinite++;
+      c = !(sameDtypeBitsEqual ? sameDtypeBitsEqual(i) : (u !== u && v !== v) || u === v);
+    }
+    if (c) w |= 1 << j;
+  }
+  return { w, nonFinite };
 }
 
 let bf16Table: Float32Array | null = null;
