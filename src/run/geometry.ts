@@ -392,6 +392,24 @@ function ritzValue(A: Mat, X: Mat64, c: number, tall: boolean): number {
   return Math.sqrt(s);
 }
 
+/**
+ * The cache key of a base weight's top-k decomposition, as the geometry pass writes it (other
+ * readers, e.g. `rlvr-lens masks`, use this to find the same entry): content hash of the raw
+ * bytes, name, dtype, shape, k, method and every solver setting that changes the factors.
+ */
+export function baseDecompositionKey(
+  name: string, rawBytes: Uint8Array, dtype: string, shape: [number, number], k: number, exact: boolean, solver: SolverSettings,
+): CacheKey {
+  return {
+    tensorSha256: sha256(rawBytes), name, dtype, shape, k,
+    method: exact ? 'exact-jacobi-fp64' : solver.method,
+    settings: exact ? {} : {
+      oversample: solver.oversample, tol: solver.tol, angleTol: solver.angleTol, maxIter: solver.maxIter, seed: solver.seed,
+      backend: solver.backend, threads: solver.threads,
+    },
+  };
+}
+
 export interface Solved { U: Mat64; S: Float64Array; V: Mat64; basis: Decomposition['basis']; sigmaNext: number | null; info: SolveInfo }
 
 /** Top-k factors of W as the geometry pass computes them (exact, or randomized with an optional warm-start basis). */
@@ -484,11 +502,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
       const needSvd = want.spectrum || want.bounds || want.principal;
       let dec: Decomposition | null = null;
       if (needSvd) {
-        const key: CacheKey = {
-          tensorSha256: sha256(baseBytes), name, dtype: info.dtype, shape: [rows, cols], k,
-          method: exact ? 'exact-jacobi-fp64' : solver.method,
-          settings: exact ? {} : { oversample: solver.oversample, tol: solver.tol, angleTol: solver.angleTol, maxIter: solver.maxIter, seed: solver.seed, backend: solver.backend, threads },
-        };
+        const key = baseDecompositionKey(name, baseBytes, info.dtype, [rows, cols], k, exact, solver);
         dec = cache.get(key);
         if (!dec) {
           const s = await decomposeWeight(W0, k, exact, solver, null);

@@ -1,0 +1,113 @@
+/**
+ * Geometry benchmark: the whole `spectrum + principal` analysis (all 196 linear weights of the
+ * Qwen2-1.5B-shaped synthetic models, k = 64, α = 0.5) against bench/spectrum_baseline.py, a
+ * numpy/OpenBLAS script running the SAME randomized algorithm (bench/linalg_baseline.py) the
+ * straightforward way — both SVDs cold, each for the iteration count rlvr-lens needed for the
+ * base weight — with the same thread count, measured in the same run:
+ *   1. one tuned model, empty cache:              ours / numpy            (target ≤ 1.0)
+ *   2. five tuned models vs one base, empty cache (one call; the base is decomposed once and
+ *      every tuned weight warm-starts from it):   ours / (5 × numpy)      (target ≤ 0.5)
+ *   3. the same five as five separate calls sharing the on-disk cache (what a user running
+ *      `rlvr-lens principal` per model gets):     ours / (5 × numpy)
+ * Peak RSS of both sides is printed (ours: sampled every 20 ms).
+ *
+ * Env: RLVR_BENCH_SCALE (width scale of the synthetic models; default 0.25 here: the full
+ * 1.5B size takes very long on a small shared machine — state the scale with the numbers),
+ * RLVR_BENCH_CACHE (model folder, default $TMPDIR/rlvr-lens-bench, shared with the locality
+ * bench's set), RLVR_BENCH_THREADS (GEMM threads for both sides, default 1), RLVR_BENCH_LAYERS
+ * (a layer list such as 0-3: only those layers' 7 linear weights each, for a quicker run).
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runGeometry, type SpectrumDoc } from '../src/run/geometry.js';
+import { ensureSyntheticSet } from '../src/synth/generate.js';
+
+const FRACTIONS = [0.3, 0.35, 0.4, 0.45, 0.5];
+const K = 64, OVERSAMPLE = 16, ALPHA = 0.5;
+
+function here(): string { return path.dirname(fileURLToPath(import.meta.url)); }
+function repoRoot(): string {
+  let d = here();
+  while (!fs.existsSync(path.join(d, 'package.json'))) d = path.dirname(d);
+  return d;
+}
+
+/** Runs fn while sampling RSS; returns seconds and peak RSS (MiB). */
+async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number; peakMiB: number }> {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+  const t0 = performance.now();
+  try {
+    const value = await fn();
+    return { value, seconds: (performance.now() - t0) / 1000, peakMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
+  } finally { clearInterval(timer); }
+}
+
+function tmp(prefix: string): string { return fs.mkdtempSync(path.join(os.tmpdir(), prefix)); }
+
+export default async function run(): Promise<void> {
+  const scale = Number(process.env.RLVR_BENCH_SCALE ?? 0.25);
+  const threads = Number(process.env.RLVR_BENCH_THREADS ?? 1);
+  const cache = process.env.RLVR_BENCH_CACHE ?? path.join(os.tmpdir(), 'rlvr-lens-bench');
+  fs.mkdirSync(cache, { recursive: true });
+  const py = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' });
+  const haveNumpy = py.status === 0;
+  process.stdout.write(`generating / reusing base + 5 tuned models (Qwen2 1.5B shapes, width scale ${scale}) under ${cache} ...\n`);
+  const set = ensureSyntheticSet({ dir: path.join(cache, `qwen2-1p5b-s${scale}`), scale, seed: 0, changedFractions: FRACTIONS });
+  const base = set.base.dir, tuned = set.tuned.map((t) => t.dir);
+  const layers = process.env.RLVR_BENCH_LAYERS; // e.g. "0-3": a subset of layers for a quicker run
+  const common = { k: K, alpha: ALPHA, threads, oversample: OVERSAMPLE, want: { spectrum: true, principal: true, bounds: false }, ...(layers ? { layers } : {}) };
+
+  // 1. one tuned model, empty cache
+  const c1 = tmp('rlvr-bench-cache-');
+  const one = await measured(() => runGeometry(base, [tuned[0]!], { ...common, cacheDir: c1 }));
+  const spec = one.value.spectrum as SpectrumDoc;
+  const baseIters = spec.tensors.map((t) => t.base.solve.iterations);
+  const tunedIters = spec.tensors.map((t) => t.results[0]?.solve?.iterations ?? 0);
+  const sum = (a: number[]): number => a.reduce((x, y) => x + y, 0);
+  const notConv = spec.tensors.filter((t) => !t.base.solve.converged).length;
+  process.stdout.write(`tensors: ${spec.tensors.length} (k = ${K}, oversample ${OVERSAMPLE}, α = ${ALPHA}, threads ${threads}, backend ${spec.params.solver.backend}); `
+    + `solver iterations: base ${sum(baseIters)} total (median ${baseIters.sort((a, b) => a - b)[baseIters.length >> 1]}, ${notConv} stopped at the fp32 floor / cap), warm-started tuned ${sum(tunedIters)} total\n`);
+  process.stdout.write(`ours, 1 tuned, empty cache:            ${one.seconds.toFixed(1)} s, peak RSS ${one.peakMiB.toFixed(0)} MiB\n`);
+
+  // numpy baseline: same tensors, same iteration counts (base's, for both cold SVDs)
+  let npSeconds: number | null = null;
+  if (haveNumpy) {
+    const planFile = path.join(tmp('rlvr-bench-plan-'), 'plan.json');
+    fs.writeFileSync(planFile, JSON.stringify({ k: K, oversample: OVERSAMPLE, alpha: ALPHA, bins: 20, tensors: spec.tensors.map((t) => ({ name: t.name, iters: t.base.solve.iterations })) }));
+    const env = { ...process.env };
+    delete env.OPENBLAS_CORETYPE; delete env.OPENBLAS_L2_SIZE;
+    const r = spawnSync('python3', [path.join(repoRoot(), 'bench', 'spectrum_baseline.py'), '--threads', String(threads), '--base', base, '--tuned', tuned[0]!, '--plan', planFile], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+    if (r.status !== 0) process.stdout.write(`numpy baseline failed: ${r.stderr.split('\n').slice(-3).join(' ')}\n`);
+    else {
+      const o = JSON.parse(r.stdout.trim().split('\n').pop()!) as { seconds: number; peakRssMiB: number; blas: { corename: string | null } };
+      npSeconds = o.seconds;
+      process.stdout.write(`numpy (${o.blas.corename ?? 'OpenBLAS'}), 1 tuned, cold:       ${o.seconds.toFixed(1)} s, peak RSS ${o.peakRssMiB.toFixed(0)} MiB\n`);
+    }
+  } else process.stdout.write('numpy baseline skipped: python3 with numpy not found\n');
+
+  // 2. five tuned models in one call, empty cache
+  const c2 = tmp('rlvr-bench-cache-');
+  const five = await measured(() => runGeometry(base, tuned, { ...common, cacheDir: c2 }));
+  process.stdout.write(`ours, 5 tuned in one call, empty cache: ${five.seconds.toFixed(1)} s, peak RSS ${five.peakMiB.toFixed(0)} MiB\n`);
+  // 3. five separate calls sharing the cache
+  const c3 = tmp('rlvr-bench-cache-');
+  let sep = 0, sepPeak = 0;
+  for (const t of tuned) {
+    const r = await measured(() => runGeometry(base, [t], { ...common, cacheDir: c3 }));
+    sep += r.seconds; sepPeak = Math.max(sepPeak, r.peakMiB);
+  }
+  process.stdout.write(`ours, 5 separate calls, shared cache:  ${sep.toFixed(1)} s, peak RSS ${sepPeak.toFixed(0)} MiB\n`);
+  for (const d of [c1, c2, c3]) fs.rmSync(d, { recursive: true, force: true });
+  if (npSeconds !== null) {
+    process.stdout.write(`RATIO one tuned model:            ours / numpy     = ${(one.seconds / npSeconds).toFixed(3)}  (target ≤ 1.0)\n`);
+    process.stdout.write(`RATIO five tuned, one call:       ours / 5×numpy   = ${(five.seconds / (5 * npSeconds)).toFixed(3)}  (target ≤ 0.5)\n`);
+    process.stdout.write(`RATIO five tuned, separate calls: ours / 5×numpy   = ${(sep / (5 * npSeconds)).toFixed(3)}  (target ≤ 0.5)\n`);
+  }
+  process.stdout.write(`(width scale ${scale}${layers ? `, layers ${layers}` : ''}; ${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(1)} at the end: timings on a shared machine are noisy)\n`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) await run();
