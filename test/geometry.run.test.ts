@@ -164,3 +164,19 @@ test('CLI: spectrum prints tables and write files; bad input is one line, exit 2
   assert.throws(() => mergeOutputs([path.join(dir, 'nothing-here')], path.join(dir, 'm')), (e: unknown) => e instanceof RlvrError && String(e.file).endsWith('nothing-here'));
   assert.equal(fs.existsSync(path.join(dir, 'err')), false);
 });
+
+test('--exact: dense fp64 SVD for the chosen tensors, recorded; randomized agrees within the SPEC §3 contract', async () => {
+  const o = { k: 4, layers: [0], modules: ['k', 'v'] as ('k' | 'v')[], cacheDir: null, want: { principal: false, bounds: false } };
+  const ex = (await runGeometry(BASE, [SFT], { ...o, exact: /k_proj/ })).spectrum!;
+  const rnd = (await runGeometry(BASE, [SFT], o)).spectrum!;
+  assert.equal(ex.params.exact, 'k_proj');
+  assert.equal(rnd.params.exact, null);
+  const [ek, ev] = ex.tensors, [rk] = rnd.tensors;
+  assert.equal(ek!.base.solve.method, 'exact-jacobi-fp64');
+  assert.notEqual(ev!.base.solve.method, 'exact-jacobi-fp64');
+  const a = ek!.results[0]!, b = rk!.results[0]!;
+  for (const [x, y] of [[a.anglesU, b.anglesU], [a.anglesV, b.anglesV]] as const) {
+    x.forEach((t, i) => assert.ok(Math.abs(t - y[i]!) <= Math.max(0.1, 0.1 * t), `angle ${i}: exact ${t} vs randomized ${y[i]}`));
+  }
+  a.singularValues.forEach((s, i) => assert.ok(Math.abs(s - b.singularValues[i]!) <= 1e-4 * s));
+});
