@@ -15,7 +15,9 @@ import { loadLabCheckpoint } from '../../lab/io.js';
 import { checkSha256Sums, demoRecipe, experimentsRecipe, maskedRecipe, reproduce } from '../../lab/reproduce.js';
 import { type RlSpec, type SftSpec, executeRun } from '../../lab/runs.js';
 import { maxAnswerTokens, mixture, promptSet } from '../../lab/tasks.js';
-import { envelope, toJson } from '../../report/output.js';
+import { envelope, toJson, toMarkdown } from '../../report/output.js';
+import { ensureDir, writeFileAtomic } from '../../io/writer.js';
+import { analyzeLab } from '../../lab/analyze.js';
 
 function num(v: string, what: string, min = -Infinity, max = Infinity): number {
   const x = Number(v);
@@ -106,7 +108,7 @@ export function register(program: Command): void {
     .option('--prompts-per-step <n>', 'prompts per rollout batch', '32')
     .option('--group <n>', 'samples per prompt (G)', '8')
     .option('--mini-batches <n>', 'gradient steps per rollout batch', '2')
-    .option('--lr <x>', 'AdamW learning rate', '1e-4')
+    .option('--lr <x>', 'AdamW learning rate', '3e-5')
     .option('--kl-coef <x>', 'β of the k3 KL penalty to the base (default: 0.001 for grpo, 0 for dapo)')
     .option('--save-every <n>', 'intermediate checkpoints every n steps (0 = none)', '0')
     .option('--save-dtype <d>', 'BF16 or F32', 'BF16')
@@ -150,6 +152,27 @@ export function register(program: Command): void {
         lr: num(o.lr as string, '--lr', 0, 1), warmup: 10, saveDtype,
       };
       await runOne(spec, o.out as string, o.force === true);
+    });
+
+  lab.command('analyze')
+    .description("the paper's measurements on the lab checkpoints (sparsity, Jaccard, M_princ/M_low overlap, angles/NSS, intervention, KL/reward curves), each beside its baseline")
+    .option('--demo <dir>', 'the demo set', 'fixtures/demo')
+    .option('--experiments <dir>', 'folder of `lab reproduce --set experiments` / `--set masked` runs')
+    .option('--k <k>', 'rank of M_princ and of the angle subspaces', '16')
+    .option('--out <dir>', 'write analysis.json and analysis.md here')
+    .action(async (o: { demo: string; experiments?: string; k: string; out?: string }) => {
+      const r = await analyzeLab({ demo: o.demo, ...(o.experiments ? { experiments: o.experiments } : {}), k: int(o.k, '--k', 1) });
+      const md = [
+        ...Object.values(r.tables).map((t) => `### ${t.title}\n\n${toMarkdown({ columns: t.columns, rows: t.rows }, 4)}`),
+        ...r.notes.map((n) => `_${n}_`),
+        ...(r.skipped.length ? [`_not available (skipped): ${r.skipped.join(', ')}_`] : []),
+      ].join('\n\n') + '\n';
+      if (o.out) {
+        ensureDir(o.out);
+        writeFileAtomic(path.join(o.out, 'analysis.json'), toJson(envelope('lab-analysis', r)));
+        writeFileAtomic(path.join(o.out, 'analysis.md'), md);
+      }
+      process.stdout.write(md);
     });
 
   lab.command('eval')
