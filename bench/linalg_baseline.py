@@ -3,7 +3,7 @@
 
 Reusable: `import linalg_baseline as lb` (put bench/ on sys.path) and call
   lb.gemm_gflops(m, k, n, trans_a=False, reps=None)   -> GF/s of op(A)·B in fp32
-  lb.randomized_topk_svd(A, k, oversample=16, iters=10, seed=0, X0=None)
+  lb.randomized_topk_svd(A, k, oversample=16, iters=10, seed=0, X0=None, rr_at=None)
       -> (U, S, V, residual): the SAME algorithm as src/linalg/svd-randomized.ts (block subspace
          iteration on the short side, Rayleigh–Ritz through the fp64 Gram of Y = A·X, two fp32
          GEMMs per iteration, residuals, QR of the next block), run for a FIXED number of
@@ -17,7 +17,7 @@ environment (the bench does) so OpenBLAS picks its best kernel for the CPU.
 
 CLI: python3 bench/linalg_baseline.py --threads 1 [--gemm M,K,N,T ...] [--svd M,N,K,P,ITERS]
 prints one JSON object on stdout. With --serve it instead answers one JSON request per stdin
-line ({"gemm": [M,K,N,T], "reps": R} or {"svd": [M,N,K,P,ITERS]}) with one JSON line, so a
+line ({"gemm": [M,K,N,T], "reps": R} or {"svd": [M,N,K,P,ITERS], "rr_at": [...]}) with one JSON line, so a
 benchmark can interleave numpy and its own measurements shape by shape under machine noise.
 """
 import argparse
@@ -78,7 +78,7 @@ def _orth(X):
     return np.linalg.qr(X, mode='reduced')[0]
 
 
-def randomized_topk_svd(A, k, oversample=16, iters=10, seed=0, X0=None):
+def randomized_topk_svd(A, k, oversample=16, iters=10, seed=0, X0=None, rr_at=None):
     """Top-k SVD of fp32 A by the rlvr-lens algorithm with a fixed iteration count.
 
     Mirrors src/linalg/svd-randomized.ts step for step. Per iteration: Y = A·X (fp32 GEMM),
@@ -86,6 +86,8 @@ def randomized_topk_svd(A, k, oversample=16, iters=10, seed=0, X0=None):
     ZW = Z·W, XW = X·W, residuals ‖ZW_i/σ_i − σ_i XW_i‖, then (unless last)
     X ← orth(ZW / σ²). Returns (U (m×k), S (k), V (n×k), residual) in fp64.
     X0: optional warm-start block on the short side (s×≤l), filled with Gaussian columns.
+    rr_at: 1-based iterations that run Rayleigh–Ritz + residuals (rlvr-lens' `checkedAt`);
+    the others are plain power steps X ← orth(Aᵀ·A·X). Default: every iteration.
     """
     np = _np()
     m, n = A.shape
@@ -100,8 +102,12 @@ def randomized_topk_svd(A, k, oversample=16, iters=10, seed=0, X0=None):
         c = min(X0.shape[1], l)
         start[:, :c] = X0[:, :c]
     X = _orth(start)
+    rr = set(range(1, iters + 1)) if rr_at is None else set(rr_at) | {iters}
     for it in range(iters):
         Y = M @ X.astype(np.float32)                  # long×l fp32
+        if it + 1 not in rr:
+            X = _orth((M.T @ Y).astype(np.float64))
+            continue
         Y64 = Y.astype(np.float64)
         G = Y64.T @ Y64
         lam, W = np.linalg.eigh(G)
@@ -146,7 +152,7 @@ def synthetic_weight(m, n, seed=0, decay=0.7):
     return P @ Q
 
 
-def time_topk(m, n, k, oversample, iters, seed=0, warm=False):
+def time_topk(m, n, k, oversample, iters, seed=0, warm=False, rr_at=None):
     """Seconds for one randomized_topk_svd (fixed iters) of a synthetic weight; with warm=True,
     the timed call is warm-started from the top basis of a nearby matrix (W0's), as for a
     tuned W+ = W0 + small ΔW."""
@@ -156,7 +162,7 @@ def time_topk(m, n, k, oversample, iters, seed=0, warm=False):
         _, _, V, _ = randomized_topk_svd(A, k, oversample, iters, seed)
         X0 = V if m >= n else _
     t = time.perf_counter()
-    randomized_topk_svd(A, k, oversample, iters, seed, X0)
+    randomized_topk_svd(A, k, oversample, iters, seed, X0, rr_at)
     return time.perf_counter() - t
 
 
@@ -182,7 +188,8 @@ def main(argv=None):
                 ans = {'gflops': gemm_gflops(m, k, n, bool(tr), req.get('reps'))}
             elif 'svd' in req:
                 m, n, k, pp, iters = req['svd']
-                ans = {'seconds': time_topk(m, n, k, pp, iters, warm=bool(req.get('warm')))}
+                ans = {'seconds': time_topk(m, n, k, pp, iters, warm=bool(req.get('warm')),
+                                            rr_at=req.get('rr_at'))}
             else:
                 ans = {'error': 'unknown request'}
             sys.stdout.write(json.dumps(ans) + '\n')

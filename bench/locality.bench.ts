@@ -29,17 +29,29 @@ const isTs = import.meta.url.endsWith('.ts');
 const cliMain = path.join(here, '..', 'src', 'cli', isTs ? 'main.ts' : 'main.js');
 const FRACTIONS = [0.3, 0.35, 0.4, 0.45, 0.5];
 
-function secondsOf(fn: () => void): number {
-  const t = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t) / 1e9;
+/** CPU seconds (user + system) of waited-for children, from /proc (Linux); NaN elsewhere. */
+function childrenCpu(): number {
+  try {
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, USER_HZ = 100
+  } catch { return NaN; }
 }
 
-function repeat(n: number, fn: () => void): { min: number; max: number } {
+interface Timing { min: number; max: number; cpu: number }
+
+/** Min and max wall time of n runs after a warm-up, and the min CPU time (user + sys, threads included). */
+function repeat(n: number, fn: () => void): Timing {
   fn(); // warm-up (page cache)
-  const ts: number[] = [];
-  for (let i = 0; i < n; i++) ts.push(secondsOf(fn));
-  return { min: Math.min(...ts), max: Math.max(...ts) };
+  const ts: number[] = [], cs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const c0 = childrenCpu();
+    const t = process.hrtime.bigint();
+    fn();
+    ts.push(Number(process.hrtime.bigint() - t) / 1e9);
+    cs.push(childrenCpu() - c0);
+  }
+  return { min: Math.min(...ts), max: Math.max(...ts), cpu: Math.min(...cs) };
 }
 
 function must(r: ReturnType<typeof spawnSync>, what: string): void {
@@ -56,6 +68,13 @@ function runLocality(base: string, tuned: string[], threads: number): { rss: num
   must(r, 'rlvr-lens locality');
   const m = /MAXRSS (\d+)/.exec(r.stderr);
   return { rss: m ? Number(m[1]) * 1024 : NaN, out: r.stdout };
+}
+
+/** The mask pass alone (the sparsity probe's single read with onMask, same tensors), as the floor locality builds on. */
+function runMaskPass(base: string, tuned: string[], threads: number): void {
+  const sp = path.join(here, '..', 'src', 'probes', isTs ? 'sparsity.ts' : 'sparsity.js');
+  const code = `import(${JSON.stringify(href(sp))}).then(async (m) => { await m.updateSparsity(${JSON.stringify(base)}, ${JSON.stringify(tuned)}, { threads: ${threads}, filter: (n) => /_proj\\.weight$/.test(n), onMask: () => {} }); })`;
+  must(spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', code], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' }), 'mask pass');
 }
 
 function gib(b: number): string { return `${(b / 2 ** 30).toFixed(2)} GiB`; }
@@ -87,14 +106,19 @@ export default async function localityBench(): Promise<void> {
   const bytes = set.base.bytes + set.tuned.reduce((a, t) => a + t.bytes, 0);
   process.stdout.write(`models: Qwen2 1.5B shapes at width scale ${scale}, base + 5 tuned = ${gib(bytes)} in ${all.length} files; ${os.cpus().length} cores, threads ${threads}, min of ${repeats}\n`);
 
+  const tuned = set.tuned.map((t) => t.dir);
   const cat = repeat(repeats, () => must(spawnSync('sh', ['-c', `cat ${all.map((f) => JSON.stringify(f)).join(' ')} > /dev/null`]), 'cat'));
+  const pass = repeat(repeats, () => runMaskPass(set.base.dir, tuned, threads));
   let rss = 0;
   let out = '';
-  const probe = repeat(repeats, () => { const r = runLocality(set.base.dir, set.tuned.map((t) => t.dir), threads); rss = Math.max(rss, r.rss); out = r.out; });
-  const spread = (t: { min: number; max: number }): string => `±${(((t.max / t.min) - 1) * 100).toFixed(0)}%`;
-  const line = (what: string, t: { min: number; max: number }, extra = ''): string => `  ${what.padEnd(46)} ${t.min.toFixed(3).padStart(8)} s  (spread ${spread(t)})${extra}\n`;
+  const probe = repeat(repeats, () => { const r = runLocality(set.base.dir, tuned, threads); rss = Math.max(rss, r.rss); out = r.out; });
+  const spread = (t: Timing): string => `+${(((t.max / t.min) - 1) * 100).toFixed(0)}%`;
+  const line = (what: string, t: Timing, extra = ''): string =>
+    `  ${what.padEnd(46)} wall ${t.min.toFixed(2).padStart(7)} s (max ${spread(t)})  cpu ${t.cpu.toFixed(2).padStart(6)} s${extra}\n`;
+  const ratio = (a: Timing, b: Timing): string => `wall ×${(a.min / b.min).toFixed(2)}, cpu ×${(a.cpu / b.cpu).toFixed(2)}`;
   process.stdout.write(line('cat all six checkpoints > /dev/null', cat));
-  process.stdout.write(line(`rlvr-lens locality (5 runs), ${threads} thread(s)`, probe, `  ratio ${(probe.min / cat.min).toFixed(2)} vs cat (target ≤ 1.5)`));
+  process.stdout.write(line('mask pass only (updateSparsity + onMask)', pass, `  vs cat: ${ratio(pass, cat)}`));
+  process.stdout.write(line(`rlvr-lens locality (5 runs), ${threads} thread(s)`, probe, `  vs cat: ${ratio(probe, cat)} (target ≤ 1.5); vs mask pass: ${ratio(probe, pass)}`));
   const doc = JSON.parse(out) as { tensors: { numel: number; shape: number[] }[]; all: { meanJaccard: number; meanBernoulli: number; meanMagnitudeMatched: number } };
   const maxNumel = Math.max(...doc.tensors.map((t) => t.numel));
   const analysed = doc.tensors.reduce((a, t) => a + t.numel, 0);

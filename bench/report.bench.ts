@@ -2,11 +2,12 @@
  * Report benchmark: a 1.5B-shaped analysis (DeepSeek-R1-Distill-Qwen-1.5B names: 28 layers,
  * 196 linear tensors; 5 tuned runs) opens and becomes interactive in headless Chromium.
  *
- * The probes run on synthetic checkpoints with the real tensor names and count at reduced
- * width (scale 1/16, env RLVR_BENCH_REPORT_SCALE) — the report's size and work do not depend
- * on the width except through the heatmaps, so maps.json is written at the FULL 1.5B shapes'
- * pooled sizes (budget rule of MapsCollector; pixels resampled from the reduced masks).
- * Dynamics keeps profiles for every tensor (worst case).
+ * `rlvr-lens analyze` (every stage: sparsity, maps, spectrum k = 64, principal, bounds,
+ * locality, dynamics over 4 checkpoints) runs on synthetic checkpoints with the real tensor
+ * names and count at reduced width (scale 1/16, env RLVR_BENCH_REPORT_SCALE) — the report's
+ * size and work do not depend on the width except through the heatmaps, so maps.json is then
+ * rewritten at the FULL 1.5B shapes' pooled sizes (MapsCollector's budget rule; pixels
+ * resampled from the reduced masks).
  *
  * Prints: report.html size, build time, time from navigation to interactive (ready flag,
  * all sections rendered), time for a layer change to redraw, as absolute numbers and as a
@@ -22,8 +23,7 @@ import { updateSparsity } from '../src/probes/sparsity.js';
 import { isLinearWeight, parseTensorName } from '../src/model/names.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import type { BitMask } from '../src/probes/mask.js';
-import { localityDocument, runLocalityPass } from '../src/probes/locality.js';
-import { dynamicsDocument, runDynamicsPass } from '../src/probes/dynamics.js';
+import { analyze } from '../src/run/analyze.js';
 import { envelope, toJson } from '../src/report/output.js';
 import { writeFileAtomic } from '../src/io/writer.js';
 import { mapSide, poolMask } from '../src/report/html/maps.js';
@@ -54,12 +54,24 @@ function pooledSize(rows: number, cols: number, side: number): { size: [number, 
   return { size: [Math.ceil(rows / p), Math.ceil(cols / q)], pool: [p, q] };
 }
 
-export async function buildLargeAnalysis(dir: string, scale: number, threads: number): Promise<{ tensors: number; runs: number }> {
+export async function buildLargeAnalysis(dir: string, scale: number, threads: number): Promise<{ tensors: number; runs: number; analyzeSeconds: number }> {
   const cache = path.join(repoRoot(), '.rlvr-cache', `report-bench-${scale}`);
   const set = ensureSyntheticSet({ dir: cache, scale, seed: 7, changedFractions: [0.25, 0.3, 0.35, 0.3, 0.9] });
   const dynSet = ensureSyntheticSet({ dir: path.join(cache, 'dyn'), scale, seed: 7, changedFractions: [0.1, 0.2, 0.3, 0.4] });
   const base = set.base.dir;
   const runs = set.tuned.map((t) => t.dir);
+  // Step-named copies (links) of the dynamics checkpoints: the dynamics stage reads steps from names.
+  const ckDir = path.join(dir, '..', `${path.basename(dir)}-checkpoints`);
+  fs.mkdirSync(ckDir, { recursive: true });
+  const checkpoints = dynSet.tuned.map((t, i) => {
+    const p = path.join(ckDir, `checkpoint-${(i + 1) * 100}`);
+    if (!fs.existsSync(p)) fs.symlinkSync(t.dir, p);
+    return p;
+  });
+  const t0 = Date.now();
+  await analyze(base, runs, dir, { threads, cacheDir: path.join(cache, 'svd-cache') }, { checkpoints });
+  const analyzeSeconds = (Date.now() - t0) / 1000;
+  // maps.json at the FULL 1.5B shapes' pooled sizes (what a real 1.5B analysis embeds).
   const b = openCheckpoint(base);
   const linear = b.names.filter((n) => isLinearWeight(parseTensorName(n), b.info(n).shape));
   b.close();
@@ -67,7 +79,7 @@ export async function buildLargeAnalysis(dir: string, scale: number, threads: nu
   const maps: Record<string, HeatmapTensor> = {};
   const pending = new Map<string, BitMask[]>();
   const linearSet = new Set(linear);
-  const sparsity = await updateSparsity(base, runs, {
+  await updateSparsity(base, runs, {
     threads,
     onMask: (r, name, mask) => {
       if (!linearSet.has(name)) return;
@@ -89,17 +101,14 @@ export async function buildLargeAnalysis(dir: string, scale: number, threads: nu
         }
         t.runs[runs[ri]!] = Buffer.from(out).toString('base64');
       });
+      const kind = parseTensorName(name).kind;
+      if (kind === 'q' || kind === 'k' || kind === 'v') { t.headDim = 128; t.headAxis = 'rows'; } else if (kind === 'o') { t.headDim = 128; t.headAxis = 'cols'; }
       maps[name] = t;
     },
   });
-  writeFileAtomic(path.join(dir, 'sparsity.json'), toJson(sparsity));
   writeFileAtomic(path.join(dir, 'maps.json'), toJson(envelope('maps', { params: { pooling: `full 1.5B shapes pooled to ≤${side}×${side} (bench: resampled from width-scaled masks)` }, runs, tensors: maps })));
-  const loc = await runLocalityPass(base, runs, { threads });
-  writeFileAtomic(path.join(dir, 'locality.json'), toJson(localityDocument(loc, null)));
-  const dyn = await runDynamicsPass(base, dynSet.tuned.map((t) => t.dir), [100, 200, 300, 400], { threads, profilesFor: () => true } as Parameters<typeof runDynamicsPass>[3]);
-  writeFileAtomic(path.join(dir, 'dynamics.json'), toJson(dynamicsDocument(dyn)));
-  writeFileAtomic(path.join(dir, 'manifest.json'), toJson(envelope('manifest', { inputs: { base: { path: base }, tuned: runs.map((p, i) => ({ path: p, role: i === 4 ? 'sft' : 'rl' })) } })));
-  return { tensors: linear.length, runs: runs.length };
+  writeFileAtomic(path.join(dir, 'runs.json'), toJson(envelope('runs', { tuned: runs.map((p, i) => ({ spec: p, label: `run-${i}`, role: i === 4 ? 'sft' : 'rl' })) })));
+  return { tensors: linear.length, runs: runs.length, analyzeSeconds };
 }
 
 interface Timing { readyMs: number; navMs: number; layerChangeMs: number }
@@ -139,9 +148,9 @@ export default async function bench(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rlvr-report-bench-'));
   try {
     const t0 = Date.now();
-    const { tensors, runs } = await buildLargeAnalysis(dir, scale, Math.min(2, os.cpus().length));
-    process.stdout.write(`analysis folder (${tensors} linear tensors, ${runs} runs, probes at width scale ${scale}): ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-    for (const f of fs.readdirSync(dir).sort()) process.stdout.write(`  ${f}: ${(fs.statSync(path.join(dir, f)).size / 1024).toFixed(0)} KiB\n`);
+    const { tensors, runs, analyzeSeconds } = await buildLargeAnalysis(dir, scale, Math.min(2, os.cpus().length));
+    process.stdout.write(`analysis folder (${tensors} linear tensors, ${runs} runs, rlvr-lens analyze at width scale ${scale}: ${analyzeSeconds.toFixed(1)} s; total with full-shape maps ${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+    for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) process.stdout.write(`  ${f}: ${(fs.statSync(path.join(dir, f)).size / 1024).toFixed(0)} KiB\n`);
     const t1 = Date.now();
     const r = await writeReport(dir);
     process.stdout.write(`report.html: ${(r.bytes / 1024 / 1024).toFixed(2)} MiB, built in ${Date.now() - t1} ms\n`);
@@ -158,7 +167,7 @@ export default async function bench(): Promise<void> {
   } finally {
     // RLVR_BENCH_REPORT_KEEP=1 keeps the analysis folder and report to look at.
     if (process.env.RLVR_BENCH_REPORT_KEEP === '1') process.stdout.write(`kept: ${dir}/report.html\n`);
-    else fs.rmSync(dir, { recursive: true, force: true });
+    else { fs.rmSync(dir, { recursive: true, force: true }); fs.rmSync(`${dir}-checkpoints`, { recursive: true, force: true }); }
   }
 }
 

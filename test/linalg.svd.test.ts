@@ -14,6 +14,9 @@ import {
 import { Rng } from '../src/util/random.js';
 
 const M = 160, N = 96, K = 12;
+// These sizes would take the Gram path under method 'auto'; the contract is on the randomized
+// subspace iteration, so it is forced (the Gram path is tested alongside where cheap).
+const RAND = { method: 'randomized' } as const;
 
 function orthonormal(n: number, k: number, rng: Rng): Mat64 { return qrThin(randn64(n, k, rng)).Q; }
 
@@ -51,7 +54,9 @@ test('topKSVD: singular values, subspaces and rank-k reconstruction meet the con
   for (const [name, sigma] of Object.entries(SPECTRA)) {
     const A = withSpectrum(sigma, rng);
     const ex = exactSVD(A); // exact SVD of the fp32 matrix itself
-    const r = await topKSVD(A, K);
+    for (const method of ['randomized', 'gram'] as const) {
+    const r = await topKSVD(A, K, { method });
+    assert.equal(r.method, method === 'gram' ? 'gram-eigen-fp64' : 'randomized-subspace-iteration-rayleigh-ritz');
     assert.ok(r.converged, `${name}: converged (residual ${r.residual}, bound ${r.angleErrorBound})`);
     assert.ok(r.residual <= 1e-6 && r.angleErrorBound <= 0.01);
     assert.deepEqual([r.U.rows, r.U.cols, r.S.length, r.V.rows, r.V.cols], [M, K, K, N, K]);
@@ -63,6 +68,7 @@ test('topKSVD: singular values, subspaces and rank-k reconstruction meet the con
     assert.ok(frobeniusNorm(diff) / frobeniusNorm(recEx) <= 1e-4, `${name}: rank-k reconstruction`);
     assert.equal(r.params['k'], K);
     assert.equal(r.warmStartBasis.V!.cols, K + 16);
+    }
   }
 });
 
@@ -71,7 +77,9 @@ test('topKSVD: near-identical pairs W, W + εE — angles within max(0.1°, 10%)
   for (const [name, sigma] of Object.entries(SPECTRA)) {
     const W = withSpectrum(sigma, rng);
     const E = randn(M, N, rng, 1 / Math.sqrt(M * N));       // ‖E‖_F ≈ 1
-    const base = await topKSVD(W, K);
+    const base = await topKSVD(W, K, RAND);
+    const baseGram = await topKSVD(W, K); // 'auto' → the fp64 Gram path at this size
+    assert.equal(baseGram.method, 'gram-eigen-fp64');
     const ex0 = exactSVD(W);
     let seenSmall = false, seenLarge = false;
     for (const eps of [3e-5, 1e-3, 3e-2, 1e-1]) {
@@ -83,12 +91,16 @@ test('topKSVD: near-identical pairs W, W + εE — angles within max(0.1°, 10%)
       if (maxExact < 0.05) seenSmall = true;
       if (maxExact > 1) seenLarge = true;
       for (const warm of [false, true]) {
-        const r = await topKSVD(Wp, K, warm ? { warmStart: base.warmStartBasis } : {});
+        const r = await topKSVD(Wp, K, warm ? { ...RAND, warmStart: base.warmStartBasis } : RAND);
         const what = `${name} ε=${eps} ${warm ? 'warm' : 'cold'}`;
         assert.ok(relDiffMax(r.S, ex1.S, K) <= 1e-4, `${what}: σ`);
         assertAnglesClose(principalAngles(base.U, r.U), exactU, `${what} U`);
         assertAnglesClose(principalAngles(base.V, r.V), exactV, `${what} V`);
       }
+      const g = await topKSVD(Wp, K);
+      assert.ok(relDiffMax(g.S, ex1.S, K) <= 1e-4 && g.converged, `${name} ε=${eps} gram: σ`);
+      assertAnglesClose(principalAngles(baseGram.U, g.U), exactU, `${name} ε=${eps} gram U`);
+      assertAnglesClose(principalAngles(baseGram.V, g.V), exactV, `${name} ε=${eps} gram V`);
     }
     assert.ok(seenSmall && seenLarge, `${name}: the pairs span tiny to large angles`);
   }
@@ -97,11 +109,11 @@ test('topKSVD: near-identical pairs W, W + εE — angles within max(0.1°, 10%)
 test('topKSVD: warm start from the base basis converges in fewer iterations than cold', async () => {
   const rng = new Rng(12);
   const W = withSpectrum(SPECTRA['decaying']!, rng);
-  const base = await topKSVD(W, K);
+  const base = await topKSVD(W, K, RAND);
   const Wp: Mat = { rows: M, cols: N, data: W.data.map((x) => x * (1 + 1e-4 * rng.normal())) };
-  const cold = await topKSVD(Wp, K);
-  const warm = await topKSVD(Wp, K, { warmStart: base.warmStartBasis });
-  const warmU = await topKSVD(Wp, K, { warmStart: { U: base.U } });
+  const cold = await topKSVD(Wp, K, RAND);
+  const warm = await topKSVD(Wp, K, { ...RAND, warmStart: base.warmStartBasis });
+  const warmU = await topKSVD(Wp, K, { ...RAND, warmStart: { U: base.U } });
   assert.ok(cold.converged && warm.converged && warmU.converged);
   assert.ok(warm.iterations < cold.iterations, `warm ${warm.iterations} < cold ${cold.iterations}`);
   assert.ok(warmU.iterations < cold.iterations, `warm(U) ${warmU.iterations} < cold ${cold.iterations}`);
@@ -112,32 +124,36 @@ test('topKSVD: warm start from the base basis converges in fewer iterations than
 test('topKSVD: W against itself gives 0°; deterministic; wide matrices; k capped at min(m, n)', async () => {
   const rng = new Rng(13);
   const W = withSpectrum(SPECTRA['clustered']!, rng);
-  const a = await topKSVD(W, K, { seed: 5 }), b = await topKSVD(W, K, { seed: 5 });
+  const a = await topKSVD(W, K, { ...RAND, seed: 5 }), b = await topKSVD(W, K, { ...RAND, seed: 5 });
   assert.deepEqual(a.S, b.S);
   assert.deepEqual(a.U.data, b.U.data);
   for (const x of principalAngles(a.U, b.U)) assert.ok(x < 1e-9);
   // A different seed: a different start, the same subspace.
   // The thread count of the fast backend does not change a single bit (MLAS splits rows and
   // columns, never the inner dimension), so outputs are reproducible across --threads.
-  const t2 = await topKSVD(W, K, { seed: 5, threads: 2 });
+  const t2 = await topKSVD(W, K, { ...RAND, seed: 5, threads: 2 });
   assert.deepEqual(t2.S, a.S);
   assert.deepEqual(t2.V.data, a.V.data);
-  const c = await topKSVD(W, K, { seed: 6 });
+  const c = await topKSVD(W, K, { ...RAND, seed: 6 });
   for (const x of principalAngles(a.V, c.V)) assert.ok(x < 0.01);
   // Wide: the transpose's decomposition with U and V swapped.
   const Wt: Mat = { rows: N, cols: M, data: new Float32Array(M * N) };
   for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) Wt.data[j * M + i] = W.data[i * N + j]!;
-  const t = await topKSVD(Wt, K);
+  const t = await topKSVD(Wt, K, RAND);
   assert.deepEqual([t.U.rows, t.V.rows], [N, M]);
   assert.ok(relDiffMax(t.S, a.S, K) < 1e-6);
   for (const x of principalAngles(t.U, a.V)) assert.ok(x < 0.01);
   for (const x of principalAngles(t.V, a.U)) assert.ok(x < 0.01);
+  const tg = await topKSVD(Wt, K); // wide, Gram path
+  assert.deepEqual([tg.U.rows, tg.V.rows], [N, M]);
+  assert.ok(relDiffMax(tg.S, a.S, K) < 1e-6);
+  for (const x of principalAngles(tg.V, a.U)) assert.ok(x < 0.01);
   // k ≥ min(m, n): the full decomposition.
   const small = withSpectrum([3, 2, 1], rng, 9, 3);
-  const full = await topKSVD(small, 10);
+  const full = await topKSVD(small, 10, RAND);
   assert.equal(full.S.length, 3);
   assert.ok(relDiffMax(full.S, [3, 2, 1], 3) < 1e-6);
-  await assert.rejects(topKSVD(small, 0), /positive integer/);
+  await assert.rejects(topKSVD(small, 0, RAND), /positive integer/);
 });
 
 test('principalAngles: identical subspaces 0°, a known rotation in a known plane, sines vs cosines', async () => {
@@ -168,7 +184,7 @@ test('orthogonal rotation W·R in a known plane: exact and randomized angles mat
   const sigma = SPECTRA['decaying']!;
   const U = orthonormal(M, N, rng), V = orthonormal(N, N, rng);
   const W = toMat32(reconstruct(U, sigma, V));
-  const base = await topKSVD(W, K);
+  const base = await topKSVD(W, K, RAND);
   const ex0 = exactSVD(W);
   for (const phi of [0.2, 3, 25]) {
     // R rotates by φ in the plane (v_1, v_{K+1}): right subspace gets exactly one angle φ,
@@ -196,7 +212,7 @@ test('orthogonal rotation W·R in a known plane: exact and randomized angles mat
     const expected = new Float64Array(K); expected[K - 1] = phi;
     assertAnglesClose(exV, expected, `exact V φ=${phi}`);
     for (const x of exU) assert.ok(x < 0.01, 'left subspace unchanged');
-    const rot = await topKSVD(Wrot, K, { warmStart: base.warmStartBasis });
+    const rot = await topKSVD(Wrot, K, { ...RAND, warmStart: base.warmStartBasis });
     assertAnglesClose(principalAngles(base.V, rot.V), expected, `randomized V φ=${phi}`);
     for (const x of principalAngles(base.U, rot.U)) assert.ok(x < 0.1);
   }
@@ -230,7 +246,7 @@ test('pure-TS fallback (RLVR_LINALG=js) meets the same contract', async () => {
     const rng = new Rng(17);
     const A = withSpectrum(SPECTRA['decaying']!.slice(0, 80), rng, 120, 80);
     const ex = exactSVD(A);
-    const r = await topKSVD(A, 8);
+    const r = await topKSVD(A, 8, RAND);
     assert.equal(r.params['backend'], 'js');
     assert.ok(r.converged);
     assert.ok(relDiffMax(r.S, ex.S, 8) <= 1e-4);

@@ -28,15 +28,22 @@
  *       reference / `--exact` path, not the default.
  *   topKSVD(A: Mat, k, opts): Promise<TopKSVD>    k capped at min(m,n)
  *       opts: oversample (16), tol (1e-6, relative residual), angleTol (0.01°, bound on the
- *       subspace error), maxIter (300), seed (0), warmStart { V? | U? }, threads (1).
+ *       subspace error), maxIter (300), seed (0), warmStart { V? | U? }, threads (1),
+ *       method ('auto' | 'randomized' | 'gram'; auto = 'gram' when min(m,n) ≤ 320, e.g. the
+ *       256×1536 k/v projections: fp64 Gram eigen-decomposition, near-exact and faster there).
  *       Returns { U (m×k), S (k), V (n×k), iterations, residual, angleErrorBound (deg),
- *       converged, method, params, warmStartBasis }. Randomized block subspace iteration with
+ *       converged, method, params, warmStartBasis, checkedAt }. RECORD method + params +
+ *       residual + angleErrorBound + converged in reports. Randomized block subspace iteration with
  *       Rayleigh–Ritz, stopped on residual AND a Wedin bound using the estimated gap
  *       σ_k − σ_{k+1} (so clustered spectra are handled); stops early with converged=false
  *       when the residual stagnates at the fp32 GEMM floor — report angleErrorBound then.
+ *       Rayleigh–Ritz checks run on an adaptive schedule (checkedAt) between plain power steps.
  *       WARM START: keep the base weight's `warmStartBasis` (l = k+oversample columns) and pass
  *       it as `warmStart` for every tuned weight of the same tensor: topKSVD(Wplus, k,
- *       { warmStart: base.warmStartBasis }). Deterministic for the same input/seed/threads.
+ *       { warmStart: base.warmStartBasis }). Deterministic: same input + seed → bitwise the
+ *       same output, whatever `threads` is (MLAS never splits the inner dimension).
+ *       Memory: a few L×(k+p) panels (fp32 + fp64) beyond A itself; the Gram path adds an fp64
+ *       copy of A (only for min(m,n) ≤ 320).
  *   spectralNorm(A: Mat | LinearOperator, opts): Promise<SpectralNormResult>
  *       { norm, iterations, residual, converged, u, v }; block power iteration + Rayleigh–Ritz,
  *       tol 1e-6 relative. For ‖ΔW‖₂: dW = subtract(Wplus, W0) once, then frobeniusNorm(dW)
@@ -65,7 +72,7 @@ export { symmetricEigen } from './eigen.js';
 export type { DenseSVD } from './svd-dense.js';
 export { exactSVD } from './svd-dense.js';
 export type { TopKSVD, TopKSVDOptions } from './svd-randomized.js';
-export { topKSVD } from './svd-randomized.js';
+export { topKSVD, GRAM_METHOD_MAX_SIDE } from './svd-randomized.js';
 export type { LinearOperator, SpectralNormOptions, SpectralNormResult } from './norms.js';
 export { spectralNorm, matOperator, differenceOperator } from './norms.js';
 export { principalAngles, principalAnglesFast } from './angles.js';

@@ -43,7 +43,17 @@ export interface TopKSVDOptions {
   warmStart?: { V?: AnyMat; U?: AnyMat };
   /** Threads for the fast GEMM backend (default 1). */
   threads?: number;
+  /**
+   * 'auto' (default): 'gram' when min(m, n) ≤ 320, else 'randomized'. 'gram': eigen-
+   * decomposition of the fp64 Gram matrix of the short side (AᵀA or AAᵀ, exact fp64 sums of
+   * the fp32 entries) — accurate to ~ε₆₄·σ₁²/σ_i² and, for such small sides, faster than the
+   * per-iteration overhead of subspace iteration; warm starts are then irrelevant (ignored).
+   */
+  method?: 'auto' | 'randomized' | 'gram';
 }
+
+/** Short sides up to this use the Gram eigen-decomposition under method 'auto'. */
+export const GRAM_METHOD_MAX_SIDE = 320;
 
 export interface TopKSVD {
   /** m×k left singular vectors (orthonormal columns). */
@@ -61,6 +71,9 @@ export interface TopKSVD {
   angleErrorBound: number;
   /** Whether tol and angleTol were both met (false: maxIter reached or stagnated at the fp32 floor). */
   converged: boolean;
+  /** Iterations (1-based) at which Rayleigh–Ritz + residual checks ran; the others were plain
+   *  power steps. The numpy baseline replays exactly this schedule. */
+  checkedAt: number[];
   method: string;
   params: Record<string, number | string | boolean>;
   /** The full l-column Ritz basis of the iterated side; pass as `warmStart` for a nearby matrix. */
@@ -82,6 +95,10 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   const maxIter = opts.maxIter ?? 300;
   const seed = opts.seed ?? 0;
   const threads = opts.threads ?? 1;
+  const method = opts.method ?? 'auto';
+  if (method === 'gram' || (method === 'auto' && s <= GRAM_METHOD_MAX_SIDE)) {
+    return gramTopK(A, k, l, { tol, angleTol, maxIter, seed, threads, warm: !!(opts.warmStart?.U ?? opts.warmStart?.V) });
+  }
   // Short side: iterate on X ∈ R^{s×l}. tall (m ≥ n): X spans right vectors, A·X = A X.
   // wide: X spans left vectors and the roles of A and Aᵀ swap (trans flags, no copy).
   const tall = m >= n;
@@ -108,13 +125,22 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
 
   let iterations = 0;
   let converged = false;
-  const history: number[] = [];
+  const checks: { it: number; rel: number }[] = [];
+  const checkedAt: number[] = [];
+  let nextCheck = 1;
   let best: { sigma: Float64Array; W: Mat64; X: Mat64; Y: Mat64; res: number; bound: number } | null = null;
   const f64 = { threads };
   const Ybuf = new Float64Array(L * l), Zbuf = new Float64Array(s * l);
   for (;;) {
     iterations++;
     const Y32 = await fwd(to32(X));                                // L×l fp32
+    if (iterations < nextCheck && iterations < maxIter) {
+      // A plain power step between convergence checks: no Rayleigh–Ritz, no residuals.
+      Zbuf.set((await bwd(Y32)).data);
+      X = await orthonormalizeFast({ rows: s, cols: l, data: Zbuf }, threads);
+      continue;
+    }
+    checkedAt.push(iterations);
     Ybuf.set(Y32.data);                                             // widen into a reused buffer
     const Y: Mat64 = { rows: L, cols: l, data: Ybuf };
     const G = await matmul64Fast(Y, Y, { transA: true, threads }); // l×l = Xᵀ AᵀA X
@@ -152,11 +178,22 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
     }
     best = { sigma, W: Wm, X: XW, Y, res: rel, bound };
     if (rel <= tol && bound <= angleTol) { converged = true; break; }
-    history.push(rel);
     // Stagnation (the fp32 GEMM floor): under 5% progress over the last 8 iterations.
-    const h = history.length;
-    if (h >= 9 && history[h - 1]! > 0.95 * Math.min(...history.slice(0, h - 8))) break;
+    const old = checks.filter((c) => c.it <= iterations - 8);
+    if (old.length > 0 && rel > 0.95 * Math.min(...old.map((c) => c.rel))) break;
     if (iterations >= maxIter) break;
+    // Schedule the next check from the observed convergence rate: Rayleigh–Ritz and residuals
+    // cost O(l³ + n·l²) of JS per check, so checks are skipped while the residual is
+    // predictably far from the target (at most 8 iterations ahead, 60% of the prediction).
+    const prev = checks[checks.length - 1];
+    checks.push({ it: iterations, rel });
+    let skip = 1;
+    if (prev && rel > 0 && prev.rel > 0) {
+      const rho = (rel / prev.rel) ** (1 / (iterations - prev.it));
+      const need = Math.max(rel / tol, Number.isFinite(bound) ? bound / angleTol : 1);
+      if (rho < 0.98 && need > 1) skip = Math.min(8, Math.max(1, Math.floor(0.6 * Math.log(need) / -Math.log(rho))));
+    }
+    nextCheck = iterations + skip;
     // Next block: span(ZW) with columns scaled by 1/σ² (≈ the Ritz vectors; better conditioned).
     for (let r = 0; r < s; r++) for (let i = 0; i < l; i++) {
       const lam = sigma[i]! * sigma[i]!;
@@ -177,6 +214,7 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   return {
     U: Uo, S: Sk, V: Vo, iterations, residual: b.res, angleErrorBound: b.bound, converged,
     method: 'randomized-subspace-iteration-rayleigh-ritz',
+    checkedAt,
     params: {
       k, oversample: l - k, tol, angleTol, maxIter, seed, warmStart: !!(sideWarm ?? otherWarm),
       backend: await linalgBackend(), threads,
@@ -186,6 +224,58 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
 }
 
 function to32(a: Mat64): Mat { return toMat32(a); }
+
+/**
+ * Top-k triplets from the fp64 Gram matrix of the short side: G = AᵀA (tall) or AAᵀ (wide),
+ * G = X Λ Xᵀ, σ = √λ, long-side vectors = A·x_i/σ_i (fp64 dgemm). Residuals are measured,
+ * not assumed.
+ */
+async function gramTopK(A: Mat, k: number, l: number,
+  o: { tol: number; angleTol: number; maxIter: number; seed: number; threads: number; warm: boolean }): Promise<TopKSVD> {
+  const m = A.rows, n = A.cols, tall = m >= n, s = Math.min(m, n);
+  const A64 = toMat64(A);
+  const G = await matmul64Fast(A64, A64, tall ? { transA: true, threads: o.threads } : { transB: true, threads: o.threads });
+  if (!Number.isFinite(G.data.reduce((a, x) => a + x, 0))) throw new RangeError('topKSVD: matrix has NaN or Inf entries');
+  const eig = symmetricEigen(G);
+  const sigma = Float64Array.from(eig.values, (x) => Math.sqrt(Math.max(0, x)));
+  const Xl = mat64cols(eig.vectors, l);                             // s×l short-side vectors
+  // Long side: A·x_i (tall) or Aᵀ·x_i (wide), divided by σ_i.
+  const Ylong = await matmul64Fast(A64, Xl, { transA: !tall, threads: o.threads });
+  const Lr = Ylong.rows;
+  const Uk = new Float64Array(Lr * k);
+  for (let r = 0; r < Lr; r++) for (let j = 0; j < k; j++) Uk[r * k + j] = Ylong.data[r * l + j]! / (sigma[j]! > 0 ? sigma[j]! : 1);
+  const longK: Mat64 = { rows: Lr, cols: k, data: Uk };
+  // Residual of the other side: ‖Aᵀu_i − σ_i x_i‖ (tall) / ‖A u_i − σ_i x_i‖ (wide).
+  const back = await matmul64Fast(A64, longK, { transA: tall, threads: o.threads });
+  const nr = Math.min(k + 1, l);
+  let rmax = 0, rk2 = 0;
+  const res = new Float64Array(nr);
+  for (let i = 0; i < k; i++) {
+    let acc = 0;
+    for (let r = 0; r < s; r++) { const d = back.data[r * k + i]! - sigma[i]! * Xl.data[r * l + i]!; acc += d * d; }
+    res[i] = Math.sqrt(acc); rmax = Math.max(rmax, res[i]!); rk2 += res[i]! ** 2;
+  }
+  const s1 = sigma[0]! > 0 ? sigma[0]! : 1;
+  let bound = 0;
+  if (k < s && rk2 > 0) {
+    const gap = sigma[k - 1]! - sigma[k]!;
+    bound = gap > 0 ? Math.asin(Math.min(1, Math.sqrt(rk2) / gap)) / DEG : Infinity;
+  }
+  const rel = rmax / s1;
+  const shortK = mat64cols(Xl, k);
+  const [U, V] = tall ? [longK, shortK] : [shortK, longK];
+  fixSignsBy(V, U);
+  return {
+    U, S: sigma.slice(0, k), V, iterations: 0, residual: rel, angleErrorBound: bound,
+    converged: rel <= o.tol && bound <= o.angleTol, checkedAt: [],
+    method: 'gram-eigen-fp64',
+    params: {
+      k, oversample: l - k, tol: o.tol, angleTol: o.angleTol, maxIter: o.maxIter, seed: o.seed, warmStart: o.warm,
+      backend: await linalgBackend(), threads: o.threads,
+    },
+    warmStartBasis: tall ? { V: Xl } : { U: Xl },
+  };
+}
 
 /** First `cols` columns of a, then seeded Gaussian columns up to `l`. */
 function fillColumns(a: Mat64, l: number, rng: Rng): Mat64 {
