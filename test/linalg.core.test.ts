@@ -95,6 +95,15 @@ test('GEMM: env RLVR_LINALG=js forces the pure-TS backend', async () => {
   }
 });
 
+test('the fast backend is in use whenever onnxruntime-node is installed (a silent fallback would be 30× slower)', async () => {
+  const { createRequire } = await import('node:module');
+  const { linalgBackend } = await import('../src/linalg/gemm.js');
+  let installed = true;
+  try { createRequire(import.meta.url).resolve('onnxruntime-node'); } catch { installed = false; }
+  if (process.env['RLVR_LINALG'] === 'js' || !installed) return;
+  assert.equal(await linalgBackend(), 'ort');
+});
+
 test('ONNX model bytes: a well-formed Gemm graph (magic fields present)', () => {
   const b = gemmModelBytes(true, false);
   const text = new TextDecoder('latin1').decode(b);
