@@ -198,6 +198,8 @@ export interface MagnitudeProfile {
   /** Entries per 15-bit magnitude pattern, and changed entries per pattern per run. */
   patternTotal: Uint32Array;
   patternChanged: Uint32Array[];
+  /** hist[k] = entries changed by exactly k runs (computed in the same pass when R ≤ 8). */
+  consensusHistogram?: number[];
 }
 
 /**
@@ -213,24 +215,20 @@ export function bf16MagnitudeProfile(bytes: Uint8Array, masks: readonly BitMask[
   const h = new Uint16Array(src.buffer, src.byteOffset, src.byteLength >>> 1);
   const n = h.length;
   const K = 32768;
-  // Histograms over the raw 15-bit pattern; NaN patterns (> 0x7f80) are merged into 0x7fff
-  // afterwards, which is where magnitudeBins ranks them (last, by index).
+  const R = masks.length;
+  // Histograms over the raw 15-bit pattern, up to 8 runs per pass (see patternKernel);
+  // NaN patterns (> 0x7f80) are merged into 0x7fff afterwards, which is where magnitudeBins
+  // ranks them (last, by index).
   const total = new Uint32Array(K);
-  for (let i = 0; i < n; i++) total[h[i]! & 0x7fff]!++;
-  const changed = masks.map((m) => {
-    const c = new Uint32Array(K);
-    const w = m.words;
-    for (let k = 0; k < w.length; k++) {
-      let x = w[k]!;
-      const base = k << 5;
-      while (x !== 0) {
-        const low = x & -x;
-        c[h[base + 31 - Math.clz32(low)]! & 0x7fff]!++;
-        x ^= low;
-      }
-    }
-    return c;
-  });
+  const changed = masks.map(() => new Uint32Array(K));
+  let consensus: number[] | undefined;
+  for (let g = 0; g < R; g += 8) {
+    const group = masks.slice(g, g + 8);
+    const L = group.length;
+    const out = patternKernel(L)(h, group.map((m) => m.words), g === 0 ? total : new Uint32Array(K));
+    group.forEach((_, j) => { const c = changed[g + j]!; for (let m = 0; m < K; m++) c[m] = out.hist[m * L + j]!; });
+    if (R <= 8) consensus = Array.from(out.consensus);
+  }
   for (let m = 0x7f81; m < 0x7fff; m++) {
     if (total[m] === 0) continue;
     total[0x7fff]! += total[m]!; total[m] = 0;
@@ -239,35 +237,98 @@ export function bf16MagnitudeProfile(bytes: Uint8Array, masks: readonly BitMask[
   const binSize = new Float64Array(numBins);
   const perBin = masks.map(() => new Float64Array(numBins));
   const binOf = (rank: number): number => Math.floor((rank * numBins) / n);
-  const start = new Float64Array(K);
-  const straddle = new Uint8Array(K); // by raw pattern, NaN patterns share 0x7fff's flag
-  let anyStraddle = false;
+  const firstRankOf = (b: number): number => { // smallest rank r with binOf(r) ≥ b, consistent with binOf's rounding
+    let r = Math.ceil((b * n) / numBins);
+    while (r > 0 && binOf(r - 1) >= b) r--;
+    while (binOf(r) < b) r++;
+    return r;
+  };
+  // Patterns whose ranks [s, s + c) cross a bin boundary ("straddlers", a few per tensor):
+  // their entries are split by index order, so they are revisited below.
+  const strad: { m: number; s: number; b0: number; b1: number }[] = [];
   for (let m = 0, s = 0; m < K; m++) {
     const c = total[m]!;
-    start[m] = s;
     if (c > 0) {
       const b0 = binOf(s), b1 = binOf(s + c - 1);
       if (b0 === b1) {
         binSize[b0]! += c;
-        for (let r = 0; r < masks.length; r++) perBin[r]![b0]! += changed[r]![m]!;
-      } else { straddle[m] = 1; anyStraddle = true; }
+        for (let r = 0; r < R; r++) perBin[r]![b0]! += changed[r]![m]!;
+      } else strad.push({ m, s, b0, b1 });
     }
     s += c;
   }
-  if (straddle[0x7fff]) straddle.fill(1, 0x7f81, 0x7fff);
-  if (anyStraddle) {
-    // Only entries of patterns that straddle a bin boundary: rank them in index order.
-    const seen = new Float64Array(K);
-    for (let i = 0; i < n; i++) {
-      let m = h[i]! & 0x7fff;
-      if (straddle[m] === 0) continue;
-      if (m > 0x7f80) m = 0x7fff;
-      const b = binOf(start[m]! + seen[m]!++);
+  if (strad.length > 0) {
+    // Walk the entries in index order; a straddler's entries are counted into their bins
+    // one by one only until its last boundary, the rest (its last bin) follows from its totals.
+    const S = strad.length;
+    const sid = new Int32Array(K).fill(-1);
+    strad.forEach((x, j) => { sid[x.m] = j; });
+    if (sid[0x7fff]! >= 0) for (let m = 0x7f81; m < 0x7fff; m++) sid[m] = sid[0x7fff]!; // NaN patterns rank as one
+    const seen = new Float64Array(S), cur = new Int32Array(S), nextCut = new Float64Array(S);
+    const countedN = new Float64Array(S), countedC = new Float64Array(S * R);
+    strad.forEach((x, j) => { cur[j] = x.b0; nextCut[j] = firstRankOf(x.b0 + 1) - x.s; });
+    let active = S;
+    for (let i = 0; i < n && active > 0; i++) {
+      const j = sid[h[i]! & 0x7fff]!;
+      if (j < 0) continue;
+      const o = seen[j]!++;
+      if (o === nextCut[j]) {
+        const b = ++cur[j]!;
+        if (b === strad[j]!.b1) { nextCut[j] = Infinity; sid[strad[j]!.m] = -1; if (strad[j]!.m === 0x7fff) for (let m = 0x7f81; m < 0x7fff; m++) sid[m] = -1; active--; continue; }
+        nextCut[j] = firstRankOf(b + 1) - strad[j]!.s;
+      }
+      const b = cur[j]!;
       binSize[b]!++;
-      for (let r = 0; r < masks.length; r++) perBin[r]![b]! += (masks[r]!.words[i >>> 5]! >>> (i & 31)) & 1;
+      countedN[j]!++;
+      for (let r = 0; r < R; r++) {
+        const bit = (masks[r]!.words[i >>> 5]! >>> (i & 31)) & 1;
+        perBin[r]![b]! += bit;
+        countedC[j * R + r]! += bit;
+      }
     }
+    strad.forEach((x, j) => {
+      binSize[x.b1]! += total[x.m]! - countedN[j]!;
+      for (let r = 0; r < R; r++) perBin[r]![x.b1]! += changed[r]![x.m]! - countedC[j * R + r]!;
+    });
   }
-  return { binSize, perBin, patternTotal: total, patternChanged: changed };
+  return { binSize, perBin, patternTotal: total, patternChanged: changed, consensusHistogram: consensus };
+}
+
+type PatternKernel = (h: Uint16Array, words: readonly Uint32Array[], total: Uint32Array) => { hist: Uint32Array; consensus: Float64Array };
+const kernels = new Map<number, PatternKernel>();
+
+/**
+ * One pass over the entries for L ≤ 8 masks: hist[pattern·L + j] += bit j of the entry,
+ * total[pattern]++, consensus[Σ bits]++. Branch-free per entry; the body is generated once
+ * per L with the lanes unrolled (a loop over lanes, or fixed 8 lanes with zero padding,
+ * measured 2× slower). The generated source depends only on the integer L.
+ */
+function patternKernel(L: number): PatternKernel {
+  if (!Number.isInteger(L) || L < 1 || L > 8) throw new RangeError('patternKernel: 1..8 lanes');
+  let k = kernels.get(L);
+  if (k) return k;
+  const lanes = Array.from({ length: L }, (_, r) => r);
+  const body = `
+    const n = h.length, nw = Math.ceil(n / 32);
+    const hist = new Uint32Array(32768 * ${L});
+    const consensus = new Float64Array(${L + 1});
+    ${lanes.map((r) => `const W${r} = words[${r}];`).join(' ')}
+    for (let k = 0; k < nw; k++) {
+      ${lanes.map((r) => `const a${r} = W${r}[k];`).join(' ')}
+      const off = k << 5;
+      const end = Math.min(32, n - off);
+      for (let j = 0; j < end; j++) {
+        const key = h[off + j] & 0x7fff;
+        const b = key * ${L};
+        ${lanes.map((r) => `const b${r} = (a${r} >>> j) & 1; hist[b + ${r}] += b${r};`).join(' ')}
+        total[key]++;
+        consensus[${lanes.map((r) => `b${r}`).join(' + ')}]++;
+      }
+    }
+    return { hist, consensus };`;
+  k = new Function('h', 'words', 'total', body) as PatternKernel;
+  kernels.set(L, k);
+  return k;
 }
 
 /** A dense 2-D grid of values (row-major), e.g. a pooled mask or consensus map. */
@@ -382,7 +443,8 @@ export interface TensorLocality {
  * its base weight. Pure; `counts` may be passed when already computed.
  */
 export function tensorLocality(
-  name: string, masks: readonly BitMask[], bins: Uint8Array | { binSize: ArrayLike<number>; perBin: readonly ArrayLike<number>[] } | null, numBins: number,
+  name: string, masks: readonly BitMask[],
+  bins: Uint8Array | { binSize: ArrayLike<number>; perBin: readonly ArrayLike<number>[]; consensusHistogram?: number[] } | null, numBins: number,
   nonFinite: readonly number[] = masks.map(() => 0), counts?: Uint8Array,
 ): TensorLocality {
   const R = masks.length;
@@ -410,7 +472,8 @@ export function tensorLocality(
       });
     }
   }
-  const hist = counts ? consensusHistogram(counts, R) : consensusHistogramOf(masks);
+  const given = bins !== null && !(bins instanceof Uint8Array) ? bins.consensusHistogram : undefined;
+  const hist = counts ? consensusHistogram(counts, R) : given ?? consensusHistogramOf(masks);
   const m = summarizePairs(pairs);
   return {
     name, layer: parsed.layer, kind: parsed.kind, shape, numel, changed, density, jaccard: J, pairs,
