@@ -264,27 +264,15 @@ export function bf16MagnitudeProfile(bytes: Uint8Array, masks: readonly BitMask[
     const sid = new Int32Array(K).fill(-1);
     strad.forEach((x, j) => { sid[x.m] = j; });
     if (sid[0x7fff]! >= 0) for (let m = 0x7f81; m < 0x7fff; m++) sid[m] = sid[0x7fff]!; // NaN patterns rank as one
-    const seen = new Float64Array(S), cur = new Int32Array(S), nextCut = new Float64Array(S);
-    const countedN = new Float64Array(S), countedC = new Float64Array(S * R);
+    const cur = new Int32Array(S), nextCut = new Float64Array(S);
     strad.forEach((x, j) => { cur[j] = x.b0; nextCut[j] = firstRankOf(x.b0 + 1) - x.s; });
-    let active = S;
-    for (let i = 0; i < n && active > 0; i++) {
-      const j = sid[h[i]! & 0x7fff]!;
-      if (j < 0) continue;
-      const o = seen[j]!++;
-      if (o === nextCut[j]) {
-        const b = ++cur[j]!;
-        if (b === strad[j]!.b1) { nextCut[j] = Infinity; sid[strad[j]!.m] = -1; if (strad[j]!.m === 0x7fff) for (let m = 0x7f81; m < 0x7fff; m++) sid[m] = -1; active--; continue; }
-        nextCut[j] = firstRankOf(b + 1) - strad[j]!.s;
-      }
-      const b = cur[j]!;
-      binSize[b]!++;
-      countedN[j]!++;
-      for (let r = 0; r < R; r++) {
-        const bit = (masks[r]!.words[i >>> 5]! >>> (i & 31)) & 1;
-        perBin[r]![b]! += bit;
-        countedC[j * R + r]! += bit;
-      }
+    // Flat per-bin counts (bin·(R+1) + r for runs, + R for entries) filled by the kernel.
+    const pb = new Float64Array(numBins * (R + 1));
+    const countedN = new Float64Array(S), countedC = new Float64Array(S * R);
+    straddleKernel(R)(h, masks.map((m) => m.words), sid, cur, nextCut, strad.map((x) => x.b1), strad.map((x) => x.s), pb, countedN, countedC, firstRankOf);
+    for (let b = 0; b < numBins; b++) {
+      binSize[b]! += pb[b * (R + 1) + R]!;
+      for (let r = 0; r < R; r++) perBin[r]![b]! += pb[b * (R + 1) + r]!;
     }
     strad.forEach((x, j) => {
       binSize[x.b1]! += total[x.m]! - countedN[j]!;
@@ -328,6 +316,57 @@ function patternKernel(L: number): PatternKernel {
     return { hist, consensus };`;
   k = new Function('h', 'words', 'total', body) as PatternKernel;
   kernels.set(L, k);
+  return k;
+}
+
+type StraddleKernel = (
+  h: Uint16Array, words: readonly Uint32Array[], sid: Int32Array, cur: Int32Array, nextCut: Float64Array,
+  lastBin: readonly number[], start: readonly number[], pb: Float64Array, countedN: Float64Array, countedC: Float64Array,
+  firstRankOf: (b: number) => number,
+) => void;
+const straddleKernels = new Map<number, StraddleKernel>();
+
+/**
+ * The index-order walk over straddling patterns (see bf16MagnitudeProfile), lanes unrolled
+ * per run count R like patternKernel: each straddler entry before its pattern's last bin
+ * boundary is counted into its bin (pb[bin·(R+1) + r] per run, + R for entries); once a
+ * pattern reaches its last bin it is dropped (sid = −1) and its remainder is added from totals.
+ */
+function straddleKernel(R: number): StraddleKernel {
+  if (!Number.isInteger(R) || R < 1 || R > 255) throw new RangeError('straddleKernel: 1..255 runs');
+  let k = straddleKernels.get(R);
+  if (k) return k;
+  const lanes = Array.from({ length: Math.min(R, 8) }, (_, r) => r);
+  const unrolled = R <= 8;
+  const body = `
+    const n = h.length, S = cur.length;
+    const seen = new Float64Array(S);
+    ${unrolled ? lanes.map((r) => `const W${r} = words[${r}];`).join(' ') : ''}
+    let active = S;
+    for (let i = 0; i < n && active > 0; i++) {
+      const j = sid[h[i] & 0x7fff];
+      if (j < 0) continue;
+      const o = seen[j]++;
+      if (o === nextCut[j]) {
+        const nb = ++cur[j];
+        if (nb === lastBin[j]) {
+          const m = h[i] & 0x7fff;
+          if (m > 0x7f80) { for (let q = 0x7f81; q < 0x8000; q++) if (sid[q] === j) sid[q] = -1; } else sid[m] = -1;
+          active--;
+          continue;
+        }
+        nextCut[j] = firstRankOf(nb + 1) - start[j];
+      }
+      const base = cur[j] * ${R + 1};
+      pb[base + ${R}]++;
+      countedN[j]++;
+      const w = i >>> 5, sh = i & 31;
+      ${unrolled
+    ? lanes.map((r) => `{ const bit = (W${r}[w] >>> sh) & 1; pb[base + ${r}] += bit; countedC[j * ${R} + ${r}] += bit; }`).join('\n      ')
+    : `for (let r = 0; r < ${R}; r++) { const bit = (words[r][w] >>> sh) & 1; pb[base + r] += bit; countedC[j * ${R} + r] += bit; }`}
+    }`;
+  k = new Function('h', 'words', 'sid', 'cur', 'nextCut', 'lastBin', 'start', 'pb', 'countedN', 'countedC', 'firstRankOf', body) as StraddleKernel;
+  straddleKernels.set(R, k);
   return k;
 }
 
