@@ -243,7 +243,7 @@ export function linearBackward(dY: Arr, X: Arr, W: Arr, dX: Arr | null, dW: Arr,
   }
 }
 
-function rmsNormForward(X: Arr, w: Arr, Y: Arr, R: Arr, N: number, H: number, eps: number): void {
+export function rmsNormForward(X: Arr, w: Arr, Y: Arr, R: Arr, N: number, H: number, eps: number): void {
   for (let n = 0; n < N; n++) {
     const o = n * H;
     let ss = 0;
@@ -287,7 +287,7 @@ export function ropeTables(c: LabModelConfig, T: number): { cos: Float64Array; s
 }
 
 /** In-place rotate_half RoPE on rows of `heads` heads of size D at position pos; sign=-1 applies the inverse (backward). */
-function ropeApply(A: Arr, off: number, heads: number, D: number, cos: Float64Array, sin: Float64Array, pos: number, sign: number): void {
+export function ropeApply(A: Arr, off: number, heads: number, D: number, cos: Float64Array, sin: Float64Array, pos: number, sign: number): void {
   const half = D / 2;
   for (let h = 0; h < heads; h++) {
     const base = off + h * D;
