@@ -7,6 +7,7 @@ import { register as intervene } from './intervene.js';
 import { register as adapter } from './adapter.js';
 import { register as masks } from './masks.js';
 import { register as lab } from './lab.js';
+import { register as kl } from './kl.js';
 import { register as report } from './report.js';
 import { register as demo } from './demo.js';
 import { register as locality } from './locality.js';
@@ -27,6 +28,7 @@ export const COMMANDS: RegisterCommand[] = [
   adapter,
   masks,
   lab,
+  kl,
   report,
   demo,
   locality,
