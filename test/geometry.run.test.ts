@@ -155,9 +155,10 @@ test('CLI: spectrum prints tables and write files; bad input is one line, exit 2
     assert.equal(r.out.trim().split('\n').length, 1, r.out);
   }
   // the other usage errors, through the same option parsing in-process
-  const flags = { base: BASE, tuned: [RL], k: '64', alpha: '0.5', cache: false, probe: 'bf16', eta: '1e-3', tol: '1e-5', seed: '0' };
+  const flags = { base: BASE, tuned: [RL], k: '64', alpha: '0.5', cache: false, probe: 'bf16', eta: '1e-3', tol: '1e-5', seed: '0', method: 'auto' };
   assert.throws(() => geometryOptions({ ...flags, modules: 'qq' }), (e: unknown) => e instanceof UsageError && /unknown module kind/.test(e.message));
   assert.throws(() => geometryOptions({ ...flags, shard: '3/3' }), (e: unknown) => e instanceof UsageError && /--shard/.test(e.message));
+  assert.throws(() => geometryOptions({ ...flags, method: 'svd' }), (e: unknown) => e instanceof UsageError && /--method/.test(e.message));
   assert.throws(() => geometryOptions({ ...flags, k: '0' }), (e: unknown) => e instanceof UsageError && /-k/.test(e.message));
   await assert.rejects(runGeometry(BASE, [RL], { layers: '9', cacheDir: null }), (e: unknown) => e instanceof UsageError && /out of range/.test(e.message));
   await assert.rejects(runGeometry(BASE, [RL], { modules: ['embed'], cacheDir: null }), (e: unknown) => e instanceof UsageError && /no 2-D linear weights/.test(e.message));
@@ -168,7 +169,9 @@ test('CLI: spectrum prints tables and write files; bad input is one line, exit 2
 test('--exact: dense fp64 SVD for the chosen tensors, recorded; randomized agrees within the SPEC §3 contract', async () => {
   const o = { k: 4, layers: [0], modules: ['k', 'v'] as ('k' | 'v')[], cacheDir: null, want: { principal: false, bounds: false } };
   const ex = (await runGeometry(BASE, [SFT], { ...o, exact: /k_proj/ })).spectrum!;
-  const rnd = (await runGeometry(BASE, [SFT], o)).spectrum!;
+  const rnd = (await runGeometry(BASE, [SFT], { ...o, method: 'randomized' })).spectrum!;
+  assert.equal(rnd.params.solver.method, 'randomized');
+  assert.equal(rnd.tensors[0]!.base.solve.method, 'randomized-subspace-iteration-rayleigh-ritz');
   assert.equal(ex.params.exact, 'k_proj');
   assert.equal(rnd.params.exact, null);
   const [ek, ev] = ex.tensors, [rk] = rnd.tensors;

@@ -8,7 +8,11 @@ import assert from 'node:assert/strict';
 import { type Mat, type Mat64, exactSVD, frobeniusNorm, qrThin, randn64, reconstruct, spectralNorm, subtract, toMat32 } from '../src/linalg/index.js';
 import { theoryChecks } from '../src/probes/bounds.js';
 import { fullSpectrum, normalizedSpectralShift, principalAngleCurves } from '../src/probes/spectrum.js';
-import { DEFAULT_SOLVER, decomposeWeight } from '../src/run/geometry.js';
+import { DEFAULT_SOLVER as AUTO, type SolverSettings, decomposeWeight } from '../src/run/geometry.js';
+
+// These matrices are small enough for topKSVD's 'auto' to pick the fp64 Gram path; the contract
+// is checked on the randomized subspace iteration (what real 1536+ wide weights use) and on auto.
+const DEFAULT_SOLVER: SolverSettings = { ...AUTO, method: 'randomized' };
 import { Rng } from '../src/util/random.js';
 
 const M = 140, N = 90, K = 10;
@@ -56,6 +60,13 @@ for (const [name, sigma] of Object.entries(SPECTRA)) {
       assert.ok(Math.abs(nssEst - nssEx) <= 1e-4 * nssEx + 1e-6, `NSS ${nssEst} vs ${nssEx}`);
       // σ_{k+1} from the Ritz basis (for δ_k)
       assert.ok(Math.abs(d0.sigmaNext! - e0.S[K]!) <= 1e-3 * e0.S[K]!, `σ_{k+1} ${d0.sigmaNext} vs ${e0.S[K]}`);
+      assert.equal(d1.info.method, 'randomized-subspace-iteration-rayleigh-ritz');
+      // the auto path (fp64 Gram eigen here) meets the same contract
+      const g0 = await decomposeWeight(W, K, false, AUTO, null), g1 = await decomposeWeight(W1, K, false, AUTO, g0.basis);
+      const ga = await principalAngleCurves(g0, g1);
+      assertAngles(ga.u, ex.u, `${name} ε=${eps} U (auto: ${g1.info.method})`);
+      assertAngles(ga.v, ex.v, `${name} ε=${eps} V (auto)`);
+      for (let i = 0; i < K; i++) assert.ok(Math.abs(g1.S[i]! - e1.S[i]!) <= 1e-4 * e1.S[i]!);
     }
   });
 }

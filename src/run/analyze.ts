@@ -55,13 +55,15 @@ export interface AnalyzeOptions {
   probe: ProbeOptions;
   shard: ShardSpec | null;
   seed: number;
+  /** topKSVD method of the geometry stages ('auto' | 'randomized' | 'gram'). */
+  method: 'auto' | 'randomized' | 'gram';
   /** Only these stages (null: all enabled). */
   stages: string[] | null;
 }
 
 export const DEFAULT_ANALYZE: Readonly<AnalyzeOptions> = {
   k: 64, alpha: 0.5, layers: null, modules: null, threads: 1, cacheDir: undefined, exact: null, fullSpectrum: false,
-  probe: DEFAULT_PROBE, shard: null, seed: 0, stages: null,
+  probe: DEFAULT_PROBE, shard: null, seed: 0, method: 'auto', stages: null,
 };
 
 export interface AnalyzeContext {
@@ -90,7 +92,7 @@ function geometry(ctx: AnalyzeContext): Promise<GeometryRun> {
     const wanted = (s: string): boolean => o.stages === null || o.stages.includes(s);
     const run = await runGeometry(ctx.base, ctx.tuned, {
       k: o.k, alpha: o.alpha, threads: o.threads, cacheDir: o.cacheDir, fullSpectrum: o.fullSpectrum, probe: o.probe,
-      shard: o.shard, seed: o.seed, ...(o.layers !== null ? { layers: o.layers } : {}), ...(o.modules ? { modules: o.modules } : {}),
+      shard: o.shard, seed: o.seed, method: o.method, ...(o.layers !== null ? { layers: o.layers } : {}), ...(o.modules ? { modules: o.modules } : {}),
       ...(o.exact !== null ? { exact: new RegExp(o.exact) } : {}),
       want: { spectrum: wanted('spectrum') || wanted('bounds'), principal: wanted('principal'), bounds: wanted('bounds') },
       onTensor: (name, done, total) => ctx.log(`geometry ${done}/${total} ${name}`),

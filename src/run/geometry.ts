@@ -47,7 +47,12 @@ import { type ShardSpec, selectShard } from './shard.js';
 // ---------------------------------------------------------------------------------------
 
 export interface SolverSettings {
-  method: string;
+  /**
+   * topKSVD's method: 'auto' (default: fp64 Gram eigen-decomposition when min(rows, cols) ≤ 320,
+   * else randomized subspace iteration), 'randomized' or 'gram'. The path each tensor took is
+   * recorded in its `solve.method`.
+   */
+  method: 'auto' | 'randomized' | 'gram';
   oversample: number;
   tol: number;
   angleTol: number;
@@ -320,6 +325,8 @@ export interface GeometryOptions {
   shard?: ShardSpec | null;
   probe?: Partial<ProbeOptions>;
   seed?: number;
+  /** topKSVD method (default 'auto', see SolverSettings). */
+  method?: 'auto' | 'randomized' | 'gram';
   /** Solver settings (defaults: topKSVD's: oversample 16, tol 1e-6, angleTol 0.01°, maxIter 300). */
   oversample?: number;
   tol?: number;
@@ -350,7 +357,7 @@ export function selectGeometryTensors(src: TensorSource, layers: number[] | null
 }
 
 export const DEFAULT_SOLVER: Readonly<SolverSettings> = {
-  method: 'randomized-subspace-iteration-rayleigh-ritz', oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, warmStart: true, backend: 'ort', threads: 1,
+  method: 'auto', oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, warmStart: true, backend: 'ort', threads: 1,
 };
 
 const SPECTRAL_NORM = { tol: 1e-4, maxIter: 300, block: 4, seed: 0 };
@@ -402,7 +409,7 @@ export function baseDecompositionKey(
 ): CacheKey {
   return {
     tensorSha256: sha256(rawBytes), name, dtype, shape, k,
-    method: exact ? 'exact-jacobi-fp64' : solver.method,
+    method: exact ? 'exact-jacobi-fp64' : `topKSVD/${solver.method}`,
     settings: exact ? {} : {
       oversample: solver.oversample, tol: solver.tol, angleTol: solver.angleTol, maxIter: solver.maxIter, seed: solver.seed,
       backend: solver.backend, threads: solver.threads,
@@ -420,7 +427,7 @@ export async function decomposeWeight(W: Mat, k: number, exact: boolean, s: Solv
     return { U: firstCols(f.U, k), S: f.S.slice(0, k), V: firstCols(f.V, k), basis: null, sigmaNext: k < r ? f.S[k]! : null, info: solveInfo(null) };
   }
   const res = await topKSVD(W, k, {
-    oversample: s.oversample, tol: s.tol, angleTol: s.angleTol, maxIter: s.maxIter, seed: s.seed, threads: s.threads,
+    oversample: s.oversample, tol: s.tol, angleTol: s.angleTol, maxIter: s.maxIter, seed: s.seed, threads: s.threads, method: s.method,
     ...(warm ? { warmStart: warm.side === 'U' ? { U: warm.M } : { V: warm.M } } : {}),
   });
   const tall = W.rows >= W.cols;
@@ -471,7 +478,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
     const modules = o.modules ? [...o.modules] : null;
     const exactRe = o.exact === true ? /.*/ : o.exact instanceof RegExp ? o.exact : null;
     const solver: SolverSettings = {
-      method: 'randomized-subspace-iteration-rayleigh-ritz', oversample: o.oversample ?? 16, tol: o.tol ?? 1e-6,
+      method: o.method ?? 'auto', oversample: o.oversample ?? 16, tol: o.tol ?? 1e-6,
       angleTol: o.angleTol ?? 0.01, maxIter: o.maxIter ?? 300, seed: o.seed ?? 0, warmStart: true,
       backend: await linalgBackend(), threads,
     };

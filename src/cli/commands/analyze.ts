@@ -16,7 +16,7 @@ export function register(program: Command): void {
       const r = await analyze(o.base, o.tuned, o.out, {
         k: g.k!, alpha: g.alpha!, layers: typeof g.layers === 'string' ? g.layers : null, modules: g.modules ? [...g.modules] : null,
         threads: g.threads!, cacheDir: g.cacheDir, exact: g.exact === true ? '.*' : g.exact instanceof RegExp ? g.exact.source : null,
-        fullSpectrum: !!g.fullSpectrum, probe: { rule: g.probe!.rule!, eta: g.probe!.eta!, tol: g.probe!.tol! }, shard: g.shard ?? null, seed: g.seed!,
+        fullSpectrum: !!g.fullSpectrum, probe: { rule: g.probe!.rule!, eta: g.probe!.eta!, tol: g.probe!.tol! }, shard: g.shard ?? null, seed: g.seed!, method: g.method ?? 'auto',
         stages: o.stages ? o.stages.split(',').map((s) => s.trim()).filter(Boolean) : null,
       }, { checkpoints: o.checkpoints ?? [], log: o.quiet ? undefined : (m) => { if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${m}`); } });
       if (!o.quiet && process.stderr.isTTY) process.stderr.write('\r\x1b[K');

@@ -29,6 +29,7 @@ export interface GeometryFlags {
   eta: string;
   tol: string;
   seed: string;
+  method: string;
   out?: string;
   json?: boolean;
   quiet?: boolean;
@@ -53,6 +54,7 @@ export function geometryFlags(c: Command): Command {
     .option('--eta <η>', 'relative tolerance of the bf16 rule', '1e-3')
     .option('--tol <tol>', 'absolute tolerance of the abs rule', '1e-5')
     .option('--seed <n>', 'seed of the randomized solver', '0')
+    .option('--method <m>', 'top-k solver: auto (fp64 Gram eigen when min(rows, cols) ≤ 320, else randomized subspace iteration), randomized, gram', 'auto')
     .option('--out <dir>', 'write JSON + CSV/Markdown tables to this folder (atomically)')
     .option('--json', 'print the JSON document(s) instead of tables')
     .option('--quiet', 'no progress bar');
@@ -82,7 +84,9 @@ export function geometryOptions(o: GeometryFlags): GeometryOptions {
     try { exact = new RegExp(o.exact); } catch (e) { throw new UsageError(`--exact: invalid regular expression (${(e as Error).message})`); }
   }
   const modules = parseModules(o.modules);
+  if (o.method !== 'auto' && o.method !== 'randomized' && o.method !== 'gram') throw new UsageError(`--method must be auto, randomized or gram, got ${JSON.stringify(o.method)}`);
   return {
+    method: o.method,
     k: int('-k', o.k, 1), alpha, threads: o.threads !== undefined ? int('--threads', o.threads, 1) : 1,
     cacheDir: o.cache === false ? null : o.cacheDir, fullSpectrum: !!o.fullSpectrum, shard: parseShard(o.shard),
     probe: probeFromFlags(o), seed: int('--seed', o.seed, 0),
@@ -117,7 +121,7 @@ export function register(program: Command): void {
         if (run.bounds && bt) writeOutputs(o.out, 'bounds', run.bounds, bt);
       }
       if (o.json) { process.stdout.write(toJson(run.bounds ? { spectrum: spec, bounds: run.bounds } : spec)); return; }
-      const lines = [`k = ${spec.params.k}, solver ${spec.params.solver.method} (tol ${spec.params.solver.tol}, angleTol ${spec.params.solver.angleTol}°, oversample ${spec.params.solver.oversample}, warm start from the base), backend ${spec.params.solver.backend}${spec.params.exact ? `, exact for /${spec.params.exact}/` : ''}`, '',
+      const lines = [`k = ${spec.params.k}, solver (topKSVD method ${spec.params.solver.method}: tol ${spec.params.solver.tol}, angleTol ${spec.params.solver.angleTol}°, oversample ${spec.params.solver.oversample}, warm start from the base), backend ${spec.params.solver.backend}${spec.params.exact ? `, exact for /${spec.params.exact}/` : ''}`, '',
         toText(st['']!), 'per module kind', toText(st.kinds!)];
       if (st.layers!.rows.length) lines.push('per layer', toText(st.layers!));
       if (o.perTensor) lines.push('per tensor', toText(st.tensors!));
