@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { updateSparsity } from '../src/probes/sparsity.js';
 import { ensureSyntheticSet } from '../src/synth/generate.js';
 import { defaultThreads } from '../src/run/pool.js';
 
@@ -66,6 +67,30 @@ function runProbe(base: string, tuned: string, threads: number): number {
 }
 
 function pathToHref(p: string): string { return new URL(`file://${path.resolve(p)}`).href; }
+
+/** Reads every file start to end in 256 KiB chunks into one reused buffer (no compare). */
+function readOnly(files: string[]): void {
+  const buf = Buffer.alloc(1 << 18);
+  for (const f of files) {
+    const fd = fs.openSync(f, 'r');
+    try { while (fs.readSync(fd, buf, 0, buf.length, null) > 0) { /* read only */ } } finally { fs.closeSync(fd); }
+  }
+}
+
+/** Wall and CPU seconds (this process, all threads) of an async call, min of n after a warm-up. */
+async function repeatInProcess(n: number, fn: () => Promise<void> | void): Promise<Timing> {
+  await fn();
+  const ts: number[] = [], cs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const c0 = process.cpuUsage();
+    const t = process.hrtime.bigint();
+    await fn();
+    ts.push(Number(process.hrtime.bigint() - t) / 1e9);
+    const c = process.cpuUsage(c0);
+    cs.push((c.user + c.system) / 1e6);
+  }
+  return { min: Math.min(...ts), max: Math.max(...ts), cpu: Math.min(...cs) };
+}
 
 function hasNumpy(): boolean {
   const r = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' });
@@ -120,6 +145,11 @@ export default async function sparsityBench(): Promise<void> {
   } else {
     process.stdout.write('  numpy baseline: skipped (python3 with numpy not found)\n');
   }
+  // In-process, no start-up: the probe's loop against the same loop that only reads.
+  const rd = await repeatInProcess(repeats, () => readOnly(all));
+  const inproc = await repeatInProcess(repeats, async () => { await updateSparsity(big.base, [big.tuned], { threads: 1 }); });
+  process.stdout.write(line('in-process: read both files, 256 KiB chunks', rd));
+  process.stdout.write(line('in-process: updateSparsity, 1 thread', inproc, `  vs read only: ${ratio(inproc, rd)} (the compare's share)`));
   const rssSmall = runProbe(small.base, small.tuned, threads);
   process.stdout.write(`  peak RSS: ${mib(rssSmall)} at scale ${scale / 4} (${gib(small.bytes)} pair), ${mib(rssBig)} at scale ${scale} (${gib(big.bytes)} pair)\n`);
   const modelBytes = big.bytes / 2;
