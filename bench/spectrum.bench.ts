@@ -69,7 +69,8 @@ export default async function run(): Promise<void> {
   const tunedIters = spec.tensors.map((t) => t.results[0]?.solve?.iterations ?? 0);
   const sum = (a: number[]): number => a.reduce((x, y) => x + y, 0);
   const notConv = spec.tensors.filter((t) => !t.base.solve.converged).length;
-  process.stdout.write(`tensors: ${spec.tensors.length} (k = ${K}, oversample ${OVERSAMPLE}, α = ${ALPHA}, threads ${threads}, backend ${spec.params.solver.backend}); `
+  const gram = spec.tensors.filter((t) => t.base.solve.method.startsWith('gram')).length;
+  process.stdout.write(`tensors: ${spec.tensors.length}, ${gram} on topKSVD's fp64 Gram path (short side ≤ 320) (k = ${K}, oversample ${OVERSAMPLE}, α = ${ALPHA}, threads ${threads}, backend ${spec.params.solver.backend}); `
     + `solver iterations: base ${sum(baseIters)} total (median ${baseIters.sort((a, b) => a - b)[baseIters.length >> 1]}, ${notConv} stopped at the fp32 floor / cap), warm-started tuned ${sum(tunedIters)} total\n`);
   process.stdout.write(`ours, 1 tuned, empty cache:            ${one.seconds.toFixed(1)} s, peak RSS ${one.peakMiB.toFixed(0)} MiB\n`);
 
@@ -77,7 +78,7 @@ export default async function run(): Promise<void> {
   let npSeconds: number | null = null;
   if (haveNumpy) {
     const planFile = path.join(tmp('rlvr-bench-plan-'), 'plan.json');
-    fs.writeFileSync(planFile, JSON.stringify({ k: K, oversample: OVERSAMPLE, alpha: ALPHA, bins: 20, tensors: spec.tensors.map((t) => ({ name: t.name, iters: t.base.solve.iterations })) }));
+    fs.writeFileSync(planFile, JSON.stringify({ k: K, oversample: OVERSAMPLE, alpha: ALPHA, bins: 20, tensors: spec.tensors.map((t) => ({ name: t.name, iters: t.base.solve.iterations, method: t.base.solve.method.startsWith('gram') ? 'gram' : 'randomized' })) }));
     const env = { ...process.env };
     delete env.OPENBLAS_CORETYPE; delete env.OPENBLAS_L2_SIZE;
     const r = spawnSync('python3', [path.join(repoRoot(), 'bench', 'spectrum_baseline.py'), '--threads', String(threads), '--base', base, '--tuned', tuned[0]!, '--plan', planFile], { encoding: 'utf8', env, maxBuffer: 1 << 24 });

@@ -2,10 +2,11 @@
 """numpy/OpenBLAS baseline for bench/spectrum.bench.ts: the whole spectrum + principal
 analysis of ONE tuned model against a base, the straightforward way (no cache, no warm start).
 
-Per 2-D linear weight listed in the plan (JSON: {"tensors": [{"name", "iters"}], "k", "oversample",
+Per 2-D linear weight listed in the plan (JSON: {"tensors": [{"name", "iters", "method"}], "k", "oversample",
 "alpha", "bins"}), with the SAME randomized algorithm as rlvr-lens (bench/linalg_baseline.py:
 randomized_topk_svd, a fixed iteration count = what rlvr-lens needed for the base weight):
-  read W0 and W+ (bf16 safetensors → fp32), top-k SVD of W0 and of W+ (both cold), principal
+  read W0 and W+ (bf16 safetensors → fp32), top-k SVD of W0 and of W+ (both cold; the fp64 Gram
+  eigen path where rlvr-lens' topKSVD 'auto' took it, i.e. short side ≤ 320), principal
   angles of U and V, NSS, rank-k reconstruction (U_k Σ_k) V_kᵀ, M_princ = top-α of its |.|,
   M_low = bottom-α of |W0|, update mask (bit compare), 20 equal-count |W0| bins (stable
   radix argsort of the bf16 magnitude key), overlaps + random and magnitude-matched baselines.
@@ -57,6 +58,18 @@ class Checkpoint:
         return (self.raw(name).astype(np.uint32) << 16).view(np.float32)
 
 
+def gram_topk(np, A, k):
+    """rlvr-lens' 'gram' path: eigh of the fp64 Gram matrix of the short side, long side = A·x/σ."""
+    tall = A.shape[0] >= A.shape[1]
+    A64 = A.astype(np.float64)
+    M = A64 if tall else A64.T
+    lam, X = np.linalg.eigh(M.T @ M)
+    lam, X = lam[::-1][:k], X[:, ::-1][:, :k]
+    S = np.sqrt(np.maximum(lam, 0))
+    L = (M @ X) / np.where(S > 0, S, 1)
+    return (L, S, X) if tall else (X, S, L)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--threads', type=int, default=1)
@@ -78,8 +91,12 @@ def main():
         name, iters = t['name'], t['iters']
         raw0, raw1 = base.raw(name), tuned.raw(name)
         W0, W1 = base.f32(name), tuned.f32(name)
-        U0, S0, V0, _ = lb.randomized_topk_svd(W0, k, over, iters)
-        U1, S1, V1, _ = lb.randomized_topk_svd(W1, k, over, iters)
+        if t.get('method') == 'gram':
+            U0, S0, V0 = gram_topk(np, W0, k)
+            U1, S1, V1 = gram_topk(np, W1, k)
+        else:
+            U0, S0, V0, _ = lb.randomized_topk_svd(W0, k, over, iters)
+            U1, S1, V1, _ = lb.randomized_topk_svd(W1, k, over, iters)
         au, av = lb.principal_angles(U0, U1), lb.principal_angles(V0, V1)
         nss = float(np.linalg.norm(S1 - S0) / np.linalg.norm(S0))
         n = W0.size
