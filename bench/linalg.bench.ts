@@ -9,7 +9,8 @@
  * numpy runs with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from its environment (they can
  * pin a slower kernel) and OPENBLAS_NUM_THREADS = the thread count; the kernel OpenBLAS picked
  * is printed. Without python3 + numpy the numpy lines are skipped with a message.
- * Shapes shrink with env RLVR_BENCH_LINALG_SCALE (e.g. 0.25) for a quick run.
+ * Shapes shrink with env RLVR_BENCH_LINALG_SCALE (e.g. 0.25) for a quick run;
+ * RLVR_BENCH_LINALG_ONLY=gemm|svd runs one part.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as readline from 'node:readline';
@@ -111,7 +112,8 @@ export default async function linalgBench(): Promise<void> {
   process.stdout.write(`backend: ${backend}${missing ? `; numpy baseline skipped: ${missing}` : ''}\n`);
   const rng = new Rng(7);
   const cs = cases(scale);
-  for (const threads of [1, 2]) {
+  const only = process.env['RLVR_BENCH_LINALG_ONLY']; // 'gemm' | 'svd' for a partial run
+  for (const threads of only === 'svd' ? [] : [1, 2]) {
     const ours = cs.map(() => 0);
     const np = cs.map(() => 0);
     const server = missing ? null : new NumpyServer(threads);
@@ -141,6 +143,7 @@ export default async function linalgBench(): Promise<void> {
   }
 
   // ---- one randomized top-64 SVD, cold and warm-started ----
+  if (only === 'gemm') return;
   const m = Math.max(K + P, Math.round(8960 * scale)), n = Math.max(K + P, Math.round(1536 * scale));
   const W0 = await syntheticWeight(m, n, 11);
   let t = performance.now();
