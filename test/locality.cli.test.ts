@@ -57,6 +57,9 @@ test('CLI: locality, dynamics and figure write JSON, tables and PNG figures; bad
   assert.ok(fs.existsSync(path.join(dir, 'j.png')) && fs.existsSync(path.join(dir, 'j.csv')));
   const fr = await cli(['figure', 'ratios', '--from', path.join(dir, 'dyn', 'dynamics.json'), '--tensor', 'model.layers.0.self_attn.o_proj.weight', '--axis', 'col', '--out', path.join(dir, 'r.png')]);
   assert.equal(fr.code, 0, fr.out);
+  const fa = await cli(['figure', 'all', '--from', path.join(dir, 'loc'), '--out', path.join(dir, 'all')]);
+  assert.equal(fa.code, 0, fa.out);
+  for (const f of ['jaccard-all.png', 'jaccard-layer1-q.png', 'jaccard-layers.png', 'changerate.png', 'sparsity-layers.png', 'changerate.csv']) assert.ok(fs.existsSync(path.join(dir, 'all', f)), f);
   const fm = await cli(['figure', 'mask', '--base', BASE, '--tuned', RUNS[0]!, '--tensor', Q1, '--full', '--out', path.join(dir, 'm.png')]);
   assert.equal(fm.code, 0, fm.out);
 

@@ -15,7 +15,7 @@ import {
 } from '../../report/figures/figures.js';
 import {
   changeRateFigureFor, consensusFigure, consensusImageOf, layerSpectralFromDoc, localityJaccardFigure, localityLayersFigure, maskFigure,
-  overlapDataFromPrincipal, ratioFigure, sparsityGridFromDoc, sparsityStepsFigureFor, spectrumDataFromDoc,
+  overlapDataFromPrincipal, ratioFigure, sparsityGridFromDoc, sparsityStepsFigureFor, spectrumDataFromDoc, writeAnalysisFigures,
 } from '../../report/figures/probes.js';
 import { parseTensorName } from '../../model/names.js';
 import type { PrincipalDoc, SpectrumDoc } from '../../run/geometry.js';
@@ -23,6 +23,7 @@ import { writeFigure } from '../../report/figures/render.js';
 import { intFlag, probeFromFlags } from './locality.js';
 
 export const FIGURE_TYPES: Record<string, string> = {
+  all: 'every figure an analysis folder supports: --from DIR (locality/dynamics/sparsity/principal/spectrum .json) --out OUTDIR',
   mask: 'update mask of one tensor: --base B --tuned T --tensor NAME [--pool n | --full]',
   consensus: 'consensus map of R runs: --base B --tuned T1 T2 ... --tensor NAME [--pool n | --full]',
   jaccard: 'Jaccard matrix: --from locality.json [--tensor NAME | --layer L [--kind K] | --kind K] (default: all tensors pooled)',
@@ -181,7 +182,7 @@ export function register(program: Command): void {
     .command('figure')
     .description('Draw one figure as PNG (+ its data as CSV next to it). Types:\n' + Object.entries(FIGURE_TYPES).map(([k, v]) => `  ${k}: ${v}`).join('\n'))
     .argument('<type>', Object.keys(FIGURE_TYPES).join(' | '))
-    .requiredOption('--out <file.png>', 'output PNG (the CSV goes next to it)')
+    .requiredOption('--out <file.png>', 'output PNG (the CSV goes next to it); for `all`, a folder')
     .option('--from <file.json>', 'probe output (locality.json, dynamics.json, sparsity.json) or a plain data JSON')
     .option('--base <checkpoint>', 'base checkpoint (mask, consensus)')
     .option('--tuned <checkpoints...>', 'tuned checkpoint(s) (mask: one; consensus: several)')
@@ -198,6 +199,13 @@ export function register(program: Command): void {
     .option('--eta <η>', 'relative tolerance of the bf16 rule', '1e-3')
     .option('--tol <tol>', 'absolute tolerance of the abs rule', '1e-5')
     .action((type: string, o: Opts) => {
+      if (type === 'all') {
+        if (!o.from || !fs.existsSync(o.from) || !fs.statSync(o.from).isDirectory()) throw new UsageError('figure all needs --from <analysis folder>');
+        const files = writeAnalysisFigures(o.from, o.out).filter((f) => f.endsWith('.png'));
+        if (files.length === 0) throw new UsageError(`${o.from}: no locality, dynamics, sparsity, principal or spectrum document found`);
+        process.stdout.write(`wrote ${files.length} figures (PNG + CSV) to ${o.out}\n`);
+        return;
+      }
       if (!/\.png$/i.test(o.out)) throw new UsageError(`--out must name a .png file, got ${JSON.stringify(o.out)}`);
       const fig = build(type, o);
       const files = writeFigure(fig, o.out);

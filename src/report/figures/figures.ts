@@ -226,7 +226,7 @@ export function linePanelsFigure(kind: string, title: string, caption: string, p
       if (!p.logY && p.yMin === undefined && y0 > 0 && y0 < 0.35 * y1) y0 = 0;
       const xPad = p.step ? 0.5 : 0;
       const xs = linearScale(x0 - xPad, x1 + xPad, r.x, r.x + r.w, { nice: false, count: 8 });
-      if (p.integerX) xs.ticks = xs.ticks.filter((t) => Number.isInteger(t.v));
+      if (p.integerX) xs.ticks = xs.ticks.filter((t) => Number.isInteger(t.v)).map((t) => ({ v: t.v, label: String(t.v) }));
       const yScale = p.logY ? logScale(Math.max(y0, 1e-12), y1, r.y + r.h, r.y) : linearScale(y0, y1, r.y + r.h, r.y, { count: 6 });
       drawAxes(ctx, r, { x: xs, y: yScale, xLabel: p.xLabel, yLabel: p.yLabel, subtitle: p.subtitle });
       if (p.vlines) drawVLines(ctx, r, xs, p.vlines);
@@ -482,10 +482,10 @@ export interface LayerSpectralData {
 }
 
 export function layerSpectralFigure(d: LayerSpectralData): Figure {
-  const caption = `Per layer and module: the largest principal angle between the top-${d.k} singular subspaces of base and tuned weights (degrees), and the normalized spectral shift NSS = ‖σ(W+) − σ(W0)‖₂ / ‖σ(W0)‖₂ over the top-${d.k} singular values.${d.note ? ' ' + d.note : ''}`;
+  const caption = `Per layer and module (colours as in the left legend): the largest principal angle between the top-${d.k} singular subspaces of base and tuned weights (degrees), and the normalized spectral shift NSS = ‖σ(W+) − σ(W0)‖₂ / ‖σ(W0)‖₂ over the top-${d.k} singular values.${d.note ? ' ' + d.note : ''}`;
   return linePanelsFigure('layer-spectral', 'Principal-angle and spectral-shift profile across layers', caption, [
     { subtitle: 'max principal angle', xLabel: 'layer', yLabel: 'max θ (degrees)', yMin: 0, integerX: true, series: d.series.map((s) => ({ label: s.label, x: d.layers, y: s.maxAngle, markers: true })) },
-    { subtitle: 'normalized spectral shift', xLabel: 'layer', yLabel: 'NSS', yMin: 0, integerX: true, series: d.series.map((s) => ({ label: s.label, x: d.layers, y: s.nss, markers: true })) },
+    { subtitle: 'normalized spectral shift', xLabel: 'layer', yLabel: 'NSS', yMin: 0, integerX: true, legend: 'none', series: d.series.map((s) => ({ label: s.label, x: d.layers, y: s.nss, markers: true })) },
   ]);
 }
 

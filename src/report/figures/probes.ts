@@ -3,7 +3,9 @@
  * (update mask, consensus map): adapters from result objects to the plain figure data
  * interfaces in figures.ts.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { FormatError } from '../../errors.js';
 import { ensureDir } from '../../io/writer.js';
 import type { ModuleKind } from '../../model/names.js';
 import type { ChangeRateResult } from '../../probes/changerate.js';
@@ -15,7 +17,8 @@ import type { BitMask } from '../../probes/mask.js';
 import { poolGrid, matrixShape } from '../../probes/locality.js';
 import type { ProbeOptions } from '../../probes/update.js';
 import {
-  type Figure, type LayerSpectralData, type OverlapByLayerData, type SparsityGridData, type SpectrumCurvesData, changeRateFigure, jaccardFigure, localityBarsFigure, ratioCurvesFigure, shortLabel, sparsityGridFigure,
+  type Figure, type LayerSpectralData, type OverlapByLayerData, type SparsityGridData, type SpectrumCurvesData, changeRateFigure,
+  layerSpectralFigure, overlapFigure, spectrumFigure, jaccardFigure, localityBarsFigure, ratioCurvesFigure, shortLabel, sparsityGridFigure,
   sparsityStepsFigure, tensorHeatmapFigure,
 } from './figures.js';
 import { writeFigure } from './render.js';
@@ -263,4 +266,68 @@ export function layerSpectralFromDoc(doc: SpectrumDoc, run = 0): LayerSpectralDa
     series: kinds.map((k) => ({ label: kindLabel(k), maxAngle: layers.map((l) => at(k, l, 'maxAngle')), nss: layers.map((l) => at(k, l, 'nss')) })),
     note: `Run ${run}: ${shortLabel(doc.summary[run]?.spec ?? '')}.`,
   };
+}
+
+// ---------------------------------------------------------------------------------------
+// Every figure of an analysis folder
+// ---------------------------------------------------------------------------------------
+
+/** JSON wrote NaN as null; figures treat non-numbers as missing. */
+function nullsToNaN<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v), (_k, x: unknown) => (x === null ? NaN : x)) as T;
+}
+
+function readDoc(file: string, kind: string): Record<string, unknown> | null {
+  if (!fs.existsSync(file)) return null;
+  let v: unknown;
+  try { v = JSON.parse(fs.readFileSync(file, 'utf8')); } catch (e) { throw new FormatError(file, 'E_JSON', `not valid JSON (${(e as Error).message.slice(0, 80)})`); }
+  if (v === null || typeof v !== 'object' || (v as { kind?: unknown }).kind !== kind) throw new FormatError(file, 'E_KIND', `expected a ${kind} document`);
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Renders every figure the documents of an analysis folder (`rlvr-lens analyze`, or the
+ * --out folders of locality / dynamics / sparsity) support into `out`, PNG + CSV each:
+ * locality (Jaccard matrices, per layer, change rate), dynamics (ratio curves, sparsity over
+ * steps), sparsity (layer × module), principal (Fig. 5 for each reference mask), spectrum
+ * (Fig. 4 left and right). Run 0 where a figure shows one run. Returns the files written.
+ */
+export function writeAnalysisFigures(dir: string, out: string): string[] {
+  const written: string[] = [];
+  const w = (f: Figure, name: string): void => { ensureDir(out); written.push(...writeFigure(f, path.join(out, `${name}.png`))); };
+  const loc = readDoc(path.join(dir, 'locality.json'), 'locality');
+  if (loc) {
+    const r = nullsToNaN(loc) as unknown as LocalityResult & { tableLayer?: number | null };
+    w(localityJaccardFigure(r, {}), 'jaccard-all');
+    const layer = typeof r.tableLayer === 'number' ? r.tableLayer : null;
+    if (layer !== null) for (const g of r.byLayerKind.filter((x) => x.layer === layer)) w(localityJaccardFigure(r, { layer, kind: g.kind }), `jaccard-layer${layer}-${g.kind}`);
+    if (r.byLayer.length > 0) w(localityLayersFigure(r), 'jaccard-layers');
+    if (r.changeRate.groups.length > 0) w(changeRateFigureFor(r.changeRate, 'all', r.params.probe), 'changerate');
+  }
+  const dyn = readDoc(path.join(dir, 'dynamics.json'), 'dynamics');
+  if (dyn) {
+    const d = nullsToNaN(dyn) as unknown as DynamicsResult;
+    w(sparsityStepsFigureFor(d), 'sparsity-steps');
+    for (const t of d.tensors) {
+      if (!t.rowSmoothed || t.shape.length !== 2) continue;
+      w(ratioFigure(d, t, 'row'), `ratios-row-${slug(t.name)}`);
+      w(ratioFigure(d, t, 'col'), `ratios-col-${slug(t.name)}`);
+    }
+  }
+  const sp = readDoc(path.join(dir, 'sparsity.json'), 'sparsity');
+  if (sp) {
+    const grid = sparsityGridFromDoc(sp as unknown as SparsityDoc);
+    if (grid.layers.length > 0) w(sparsityGridFigure(grid), 'sparsity-layers');
+  }
+  const pr = readDoc(path.join(dir, 'principal.json'), 'principal');
+  if (pr) for (const m of ['principal', 'low', 'principalNotLow'] as const) w(overlapFigure(overlapDataFromPrincipal(pr as unknown as PrincipalDoc, 0, m)), `overlap-${m}`);
+  const spec = readDoc(path.join(dir, 'spectrum.json'), 'spectrum');
+  if (spec) {
+    const sd = nullsToNaN(spec) as unknown as SpectrumDoc;
+    if (sd.tensors.some((t) => t.results[0])) {
+      w(spectrumFigure(spectrumDataFromDoc(sd, 0)), 'spectrum');
+      w(layerSpectralFigure(layerSpectralFromDoc(sd, 0)), 'layer-spectral');
+    }
+  }
+  return written;
 }
