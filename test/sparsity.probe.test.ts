@@ -223,3 +223,44 @@ test('a dtype change (bf16 base, fp32 tuned) is compared on decoded values', () 
   assert.deepEqual(bits(w, 4), [0, 1, 0, 0]);
   assert.equal(r2.changed, 1);
 });
+
+test('fp32 SIMD rules equal the JS rules on 2^18 pairs near both thresholds (and with NaN/Inf, ±0, subnormals)', () => {
+  const N = 1 << 18;
+  const rng = new Rng(11);
+  const x = new Float32Array(N), y = new Float32Array(N);
+  for (let i = 0; i < N; i++) {
+    const mag = 2 ** (rng.int(80) - 60); // 2^-60 .. 2^19
+    const u = (rng.uniform() < 0.5 ? -1 : 1) * mag * (1 + rng.uniform());
+    x[i] = u;
+    switch (rng.int(7)) {
+      case 6: x[i] = 0; y[i] = rng.uniform() < 0.5 ? 0 : -0; break; // exact ties: |Δ| = η·max = 0
+      case 0: y[i] = u; break;
+      case 1: y[i] = u * (1 + 1e-3 * (1 + (rng.uniform() - 0.5) * 1e-3)); break; // at the η boundary
+      case 2: y[i] = u + (rng.uniform() < 0.5 ? -1 : 1) * 1e-5 * (1 + (rng.uniform() - 0.5) * 1e-4); break; // at the abs boundary
+      case 3: y[i] = u * (1 + (rng.uniform() - 0.5) * 0.01); break;
+      case 4: y[i] = rng.uniform() < 0.5 ? -u : 0; break;
+      default: y[i] = (rng.nextU32() & 1 ? 1 : -1) * 1e-40 * rng.uniform(); break; // subnormal
+    }
+  }
+  const s = new ChunkScratch(N);
+  for (const special of [false, true]) {
+    if (special) { x[100] = NaN; y[100] = NaN; x[200] = Infinity; y[300] = -Infinity; x[400] = 0; y[400] = -0; }
+    const a = new Uint8Array(x.buffer), b = new Uint8Array(y.buffer);
+    for (const [rule, q] of [['bf16', P], ['abs', P], ['bf16', { ...P, eta: 0.004 }]] as const) {
+      const ws = new Uint32Array(N / 32), wj = new Uint32Array(N / 32);
+      const rs = chunkWords(s, a, 'F32', b, 'F32', N, q, ws, rule);
+      const same = (i: number): boolean => a[4 * i] === b[4 * i] && a[4 * i + 1] === b[4 * i + 1] && a[4 * i + 2] === b[4 * i + 2] && a[4 * i + 3] === b[4 * i + 3];
+      const rj = ruleWords(x, y, N, rule, q, wj, same);
+      assert.deepEqual(rs, rj, `${rule} η=${q.eta} special=${special}`);
+      assert.deepEqual(ws, wj);
+      assert.ok(rj.changed > N / 10 && rj.changed < N);
+    }
+    // bf16-visible: RNE codes compared bitwise (±0 equal), against numberToBf16 entry by entry
+    let ref = 0;
+    for (let i = 0; i < N; i++) {
+      const cx = numberToBf16(x[i]!), cy = numberToBf16(y[i]!);
+      if (cx !== cy && ((cx | cy) & 0x7fff) !== 0) ref++;
+    }
+    assert.equal(s.bf16Visible(a, 'F32', b, 'F32', N), ref, `bf16-visible special=${special}`);
+  }
+});

@@ -57,7 +57,13 @@ const V128_ANY_TRUE = simd(0x53), I8X16_BITMASK = simd(0x64), I8X16_NARROW_I16X8
 const I16X8_MAX_U = simd(0x99), I16X8_SUB = simd(0x91), I32X4_ADD = simd(0xae);
 const I32X4_EXTADD_PAIRWISE_I16X8_U = simd(0x7f);
 const I32X4_EXTRACT_LANE = (lane: number): number[] => [...simd(0x1b), lane];
-const SELECT = 0x1b, I32_LT_U = 0x49;
+const SELECT = 0x1b, I32_LT_U = 0x49, F64 = 0x7c;
+const V128_CONST_I32 = (v: number): number[] => [...simd(0x0c), ...Array.from({ length: 4 }, () => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]).flat()];
+const I8X16_SHUFFLE = (lanes: number[]): number[] => [...simd(0x0d), ...lanes];
+const F64X2_SPLAT = simd(0x14), F64X2_PROMOTE_LOW_F32X4 = simd(0x5f), F64X2_GT = simd(0x4a);
+const F64X2_ABS = simd(0xec), F64X2_SUB = simd(0xf1), F64X2_MUL = simd(0xf2), F64X2_MAX = simd(0xf5);
+const I32X4_MAX_U = simd(0xb9), I32X4_GE_U = simd(0x40), I16X8_NARROW_I32X4_S = simd(0x85);
+const I32X4_SHR_U = simd(0xad), I32X4_NE = simd(0x38);
 
 /** The module: imports memory `e.m`, exports `diff`. */
 export function bf16DiffModuleBytes(): Uint8Array {
@@ -94,18 +100,123 @@ export function bf16DiffModuleBytes(): Uint8Array {
   emit(g(CNT), END);
   const body = [...vec([[2, I32], [7, V128]]), ...code];
   const countBody = countFunctionBody();
+  const relBody = f32RuleFunctionBody(true), absBody = f32RuleFunctionBody(false), visBody = f32VisibleFunctionBody();
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec([
       [0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([[I32]])],
       [0x60, ...vec([[I32], [I32], [I32]]), ...vec([[I32]])],
+      [0x60, ...vec([[I32], [I32], [I32], [I32], [F64]]), ...vec([[I32]])],
     ])),
     ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)]])),
-    ...section(3, vec([uleb(0), uleb(1)])),
-    ...section(7, vec([[...str('diff'), 0x00, ...uleb(0)], [...str('count'), 0x00, ...uleb(1)]])),
-    ...section(10, vec([[...uleb(body.length), ...body], [...uleb(countBody.length), ...countBody]])),
+    ...section(3, vec([uleb(0), uleb(1), uleb(2), uleb(2), uleb(0)])),
+    ...section(7, vec([
+      [...str('diff'), 0x00, ...uleb(0)], [...str('count'), 0x00, ...uleb(1)],
+      [...str('f32rel'), 0x00, ...uleb(2)], [...str('f32abs'), 0x00, ...uleb(3)], [...str('f32vis'), 0x00, ...uleb(4)],
+    ])),
+    ...section(10, vec([
+      [...uleb(body.length), ...body], [...uleb(countBody.length), ...countBody],
+      [...uleb(relBody.length), ...relBody], [...uleb(absBody.length), ...absBody], [...uleb(visBody.length), ...visBody],
+    ])),
   ];
   return Uint8Array.from(bytes);
+}
+
+/**
+ * `f32rel(a, b, groups, out, eta)` / `f32abs(a, b, groups, out, tol)`: the η rule
+ * |v − u| > η·max(|u|, |v|) or the abs rule |v − u| > tol on fp32 pairs, evaluated in f64
+ * lanes (each f32 promoted exactly), i.e. the same IEEE operations, in the same order, as
+ * the JS reference `ruleWords`, so verdicts are identical. Writes one word per 32 entries and
+ * returns the changed count; stores at address 0 whether any entry was NaN/Inf (callers then
+ * redo that chunk with the exact JS rule, which decides non-finite entries by identity).
+ */
+function f32RuleFunctionBody(relative: boolean): number[] {
+  // params: 0 a, 1 b, 2 groups, 3 out, 4 thr (f64); locals: 5 cnt, 6 w (i32);
+  // 7 acc, 8 x, 9 y, 10 xl, 11 yl, 12 thr splat, 13 hi-swap tmp, 14..21 v0..v7 (v128)
+  const A = 0, B = 1, N = 2, OUT = 3, THR = 4, CNT = 5, W = 6, ACC = 7, X = 8, Y = 9, XL = 10, YL = 11, TS = 12, V = 14;
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const HI = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+  const LOW_DWORDS = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27];
+  /** Pushes the i64x2 verdict mask of the f64 pairs in locals XL, YL. */
+  const verdict = (): void => {
+    emit(g(YL), g(XL), F64X2_SUB, F64X2_ABS);
+    if (relative) emit(g(XL), F64X2_ABS, g(YL), F64X2_ABS, F64X2_MAX, g(TS), F64X2_MUL);
+    else emit(g(TS));
+    emit(F64X2_GT);
+  };
+  emit(g(THR), F64X2_SPLAT, LOCAL_SET, TS);
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(N), I32_EQZ, BR_IF, 1);
+  for (let k = 0; k < 8; k++) {
+    emit(g(A), V128_LOAD(16 * k), LOCAL_SET, X);
+    emit(g(B), V128_LOAD(16 * k), LOCAL_SET, Y);
+    // non-finite: |bits| ≥ 0x7f800000 on either side (acc keeps the max)
+    emit(g(ACC), g(X), V128_CONST_I32(0x7fffffff), V128_AND, I32X4_MAX_U, g(Y), V128_CONST_I32(0x7fffffff), V128_AND, I32X4_MAX_U, LOCAL_SET, ACC);
+    emit(g(X), F64X2_PROMOTE_LOW_F32X4, LOCAL_SET, XL, g(Y), F64X2_PROMOTE_LOW_F32X4, LOCAL_SET, YL);
+    verdict();
+    emit(g(X), g(X), I8X16_SHUFFLE(HI), F64X2_PROMOTE_LOW_F32X4, LOCAL_SET, XL);
+    emit(g(Y), g(Y), I8X16_SHUFFLE(HI), F64X2_PROMOTE_LOW_F32X4, LOCAL_SET, YL);
+    verdict();
+    emit(I8X16_SHUFFLE(LOW_DWORDS), LOCAL_SET, V + k);
+  }
+  emit(g(OUT));
+  emit(g(V), g(V + 1), I16X8_NARROW_I32X4_S, g(V + 2), g(V + 3), I16X8_NARROW_I32X4_S, I8X16_NARROW_I16X8_S, I8X16_BITMASK);
+  emit(g(V + 4), g(V + 5), I16X8_NARROW_I32X4_S, g(V + 6), g(V + 7), I16X8_NARROW_I32X4_S, I8X16_NARROW_I16X8_S, I8X16_BITMASK);
+  emit(I32_CONST, 16, I32_SHL, I32_OR, LOCAL_TEE, W, I32_STORE, 2, 0);
+  emit(g(CNT), g(W), I32_POPCNT, I32_ADD, LOCAL_SET, CNT);
+  emit(g(A), I32_CONST, ...sleb(128), I32_ADD, LOCAL_SET, A);
+  emit(g(B), I32_CONST, ...sleb(128), I32_ADD, LOCAL_SET, B);
+  emit(g(OUT), I32_CONST, 4, I32_ADD, LOCAL_SET, OUT);
+  emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
+  emit(BR, 0, END, END);
+  emit(I32_CONST, 0, g(ACC), V128_CONST_I32(0x7f800000), I32X4_GE_U, V128_ANY_TRUE, I32_STORE, 2, 0);
+  emit(g(CNT), END);
+  return [...vec([[2, I32], [15, V128]]), ...code];
+}
+
+/**
+ * `f32vis(a, b, groups, out)`: bf16-visible changes of fp32 pairs — both sides rounded to
+ * bf16 (round to nearest even: (bits + 0x7fff + lsb) >> 16) and compared as bf16 codes
+ * (±0 equal). NaN rounding is not special-cased: the flag at address 0 says a chunk had a
+ * NaN/Inf, and callers redo it in JS.
+ */
+function f32VisibleFunctionBody(): number[] {
+  // params: 0 a, 1 b, 2 groups, 3 out; locals: 4 cnt, 5 w (i32); 6 acc, 7 x, 8 y, 9..16 v0..v7
+  const A = 0, B = 1, N = 2, OUT = 3, CNT = 4, W = 5, ACC = 6, X = 7, Y = 8, V = 9;
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  /** Replaces local `l` (fp32 bits) by its bf16 code (RNE) in the low 16 bits of each lane. */
+  const rne = (l: number): void => {
+    emit(g(l), g(l), I32_CONST, 16, I32X4_SHR_U, V128_CONST_I32(1), V128_AND, I32X4_ADD);
+    emit(V128_CONST_I32(0x7fff), I32X4_ADD, I32_CONST, 16, I32X4_SHR_U, LOCAL_SET, l);
+  };
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(N), I32_EQZ, BR_IF, 1);
+  for (let k = 0; k < 8; k++) {
+    emit(g(A), V128_LOAD(16 * k), LOCAL_SET, X);
+    emit(g(B), V128_LOAD(16 * k), LOCAL_SET, Y);
+    emit(g(ACC), g(X), V128_CONST_I32(0x7fffffff), V128_AND, I32X4_MAX_U, g(Y), V128_CONST_I32(0x7fffffff), V128_AND, I32X4_MAX_U, LOCAL_SET, ACC);
+    rne(X);
+    rne(Y);
+    // changed = (cx != cy) & ((cx | cy) != 0x8000)
+    emit(g(X), g(Y), I32X4_NE, g(X), g(Y), V128_OR, V128_CONST_I32(0x8000), I32X4_NE, V128_AND, LOCAL_SET, V + k);
+  }
+  emit(g(OUT));
+  emit(g(V), g(V + 1), I16X8_NARROW_I32X4_S, g(V + 2), g(V + 3), I16X8_NARROW_I32X4_S, I8X16_NARROW_I16X8_S, I8X16_BITMASK);
+  emit(g(V + 4), g(V + 5), I16X8_NARROW_I32X4_S, g(V + 6), g(V + 7), I16X8_NARROW_I32X4_S, I8X16_NARROW_I16X8_S, I8X16_BITMASK);
+  emit(I32_CONST, 16, I32_SHL, I32_OR, LOCAL_TEE, W, I32_STORE, 2, 0);
+  emit(g(CNT), g(W), I32_POPCNT, I32_ADD, LOCAL_SET, CNT);
+  emit(g(A), I32_CONST, ...sleb(128), I32_ADD, LOCAL_SET, A);
+  emit(g(B), I32_CONST, ...sleb(128), I32_ADD, LOCAL_SET, B);
+  emit(g(OUT), I32_CONST, 4, I32_ADD, LOCAL_SET, OUT);
+  emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
+  emit(BR, 0, END, END);
+  emit(I32_CONST, 0, g(ACC), V128_CONST_I32(0x7f800000), I32X4_GE_U, V128_ANY_TRUE, I32_STORE, 2, 0);
+  emit(g(CNT), END);
+  return [...vec([[2, I32], [11, V128]]), ...code];
 }
 
 /**
@@ -179,6 +290,9 @@ export class Bf16DiffKernel {
   readonly memory: WasmMemory;
   private readonly fn: ((a: number, b: number, groups: number, out: number) => number) | null;
   private readonly countFn: ((a: number, b: number, groups: number) => number) | null;
+  private readonly f32rel: ((a: number, b: number, groups: number, out: number, thr: number) => number) | null;
+  private readonly f32abs: ((a: number, b: number, groups: number, out: number, thr: number) => number) | null;
+  private readonly f32vis: ((a: number, b: number, groups: number, out: number) => number) | null;
   private countWords: Uint32Array | null = null;
   private top = KERNEL_SCRATCH;
 
@@ -189,6 +303,10 @@ export class Bf16DiffKernel {
     const exports = m ? new Wasm.Instance(m, { e: { m: this.memory } }).exports : null;
     this.fn = exports ? (exports.diff as (a: number, b: number, g: number, o: number) => number) : null;
     this.countFn = exports ? (exports.count as (a: number, b: number, g: number) => number) : null;
+    type F32Rule = (a: number, b: number, g: number, o: number, thr: number) => number;
+    this.f32rel = exports ? (exports.f32rel as F32Rule) : null;
+    this.f32abs = exports ? (exports.f32abs as F32Rule) : null;
+    this.f32vis = exports ? (exports.f32vis as (a: number, b: number, g: number, o: number) => number) : null;
   }
 
   get usesWasm(): boolean { return this.fn !== null; }
@@ -232,6 +350,36 @@ export class Bf16DiffKernel {
     if (!this.countWords || this.countWords.length < groups) this.countWords = new Uint32Array(groups);
     return diffJs(new Uint16Array(this.memory.buffer, a, padded), new Uint16Array(this.memory.buffer, b, padded),
       this.countWords.subarray(0, groups), new Uint32Array(this.memory.buffer, 0, 1));
+  }
+
+  /**
+   * The η rule (`relative`, thr = η) or the abs rule (thr = tol) on `n` fp32 pairs at `a`,
+   * `b` (regions with room for padding to 32), words at `out`; null without WebAssembly
+   * (callers use the JS rule). After it, `nonFiniteSeen()` says whether the chunk must be
+   * redone by the JS rule (non-finite entries are decided by identity there).
+   */
+  f32Rule(a: number, b: number, n: number, out: number, relative: boolean, thr: number): number | null {
+    const fn = relative ? this.f32rel : this.f32abs;
+    if (!fn) return null;
+    const groups = Math.ceil(n / 32);
+    const padded = groups * 32;
+    if (padded !== n) {
+      new Uint32Array(this.memory.buffer, a, padded).fill(0, n);
+      new Uint32Array(this.memory.buffer, b, padded).fill(0, n);
+    }
+    return fn(a, b, groups, out, thr);
+  }
+
+  /** bf16-visible changes of `n` fp32 pairs (null without WebAssembly); see `f32Rule` for the flag. */
+  f32Visible(a: number, b: number, n: number, out: number): number | null {
+    if (!this.f32vis) return null;
+    const groups = Math.ceil(n / 32);
+    const padded = groups * 32;
+    if (padded !== n) {
+      new Uint32Array(this.memory.buffer, a, padded).fill(0, n);
+      new Uint32Array(this.memory.buffer, b, padded).fill(0, n);
+    }
+    return this.f32vis(a, b, groups, out);
   }
 
   nonFiniteSeen(): boolean { return new Uint32Array(this.memory.buffer, 0, 1)[0] !== 0; }

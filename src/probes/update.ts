@@ -108,6 +108,21 @@ export class ChunkScratch {
     return { changed, nonFiniteSeen: this.kernel.nonFiniteSeen() };
   }
 
+  /**
+   * fp32 pairs under the η or abs rule with the SIMD kernel (null without WebAssembly). A
+   * chunk with a NaN/Inf is redone by the JS rule, which decides those by identity.
+   */
+  f32Rule(a: Uint8Array, b: Uint8Array, n: number, rule: ProbeRule, p: ProbeOptions): { changed: number; nonFinite: number } | null {
+    if (!this.kernel.usesWasm) return null;
+    const oa = this.place(a, 'A'), ob = this.place(b, 'B');
+    const changed = this.kernel.f32Rule(oa, ob, n, this.offW, rule === 'bf16', rule === 'bf16' ? p.eta : p.tol);
+    if (changed === null) return null;
+    if (!this.kernel.nonFiniteSeen()) return { changed, nonFinite: 0 };
+    const x = new Float32Array(this.kernel.memory.buffer, oa, n), y = new Float32Array(this.kernel.memory.buffer, ob, n);
+    const bytesA = new Uint8Array(this.kernel.memory.buffer, oa, 4 * n), bytesB = new Uint8Array(this.kernel.memory.buffer, ob, 4 * n);
+    return ruleWords(x, y, n, rule, p, this.kernelWords(n), bitsEqualFn(bytesA, bytesB, 'F32'));
+  }
+
   private words: Uint32Array | null = null;
   /** Scratch words for rules whose caller does not keep them. */
   scratchWords(n: number): Uint32Array {
@@ -122,6 +137,13 @@ export class ChunkScratch {
    */
   bf16Visible(a: Uint8Array, ad: DType, b: Uint8Array, bd: DType, n: number): number {
     if (ad === 'BF16' && bd === 'BF16') return this.bitwise(a, b, n, false).changed;
+    if (ad === 'F32' && bd === 'F32' && this.kernel.usesWasm) {
+      const oa = this.place(a, 'A'), ob = this.place(b, 'B');
+      const c = this.kernel.f32Visible(oa, ob, n, this.offW);
+      if (c !== null && !this.kernel.nonFiniteSeen()) return c;
+      a = new Uint8Array(this.kernel.memory.buffer, oa, 4 * n);
+      b = new Uint8Array(this.kernel.memory.buffer, ob, 4 * n);
+    }
     const ca = new Uint16Array(this.kernel.memory.buffer, this.offCA, n);
     const cb = new Uint16Array(this.kernel.memory.buffer, this.offCB, n);
     toBf16Codes(a, ad, ca, this.f32scratch('a', n));
@@ -388,6 +410,13 @@ export function chunkWords(
     const r = s.bitwise(a, b, n, out !== null);
     if (out) out.set(s.kernelWords(n));
     return { changed: r.changed, nonFinite: r.nonFiniteSeen ? countNonFinitePairsBf16(a, b, n) : 0 };
+  }
+  if (ad === 'F32' && bd === 'F32') {
+    const r = s.f32Rule(a, b, n, rule, p);
+    if (r !== null) {
+      if (out) out.set(s.kernelWords(n));
+      return r;
+    }
   }
   if (ad === 'BF16' && bd === 'BF16') {
     const x = alignedCopy(a, ad), y = alignedCopy(b, bd);
