@@ -1,6 +1,9 @@
 /**
- * The bf16 bitwise diff as a WebAssembly SIMD kernel (no dependencies: the module's bytes
- * are assembled below from a readable instruction listing).
+ * The update-mask compares as WebAssembly SIMD kernels (no dependencies: the module's bytes
+ * are assembled below from a readable instruction listing). Exports: `diff` and `count`
+ * (bf16 bitwise, documented here), `f32rel` / `f32abs` (the η and abs rules on fp32 pairs,
+ * evaluated in f64 lanes like the JS reference) and `f32vis` (bf16-visible changes of fp32
+ * pairs); each is described at its builder below.
  *
  * `diff(a, b, groups, out)`: for `groups` blocks of 32 bf16 values at byte offsets `a` and
  * `b` of the kernel's memory, writes one 32-bit word per block at `out` (bit j set iff entry

@@ -6,7 +6,8 @@
  * Prop. E.3 — also for subnormals, whose relative spacing is ≥ 2^-7), which is the fast
  * path (a WebAssembly SIMD kernel, ./bf16-kernel.ts) whenever η ≤ 2^-9. Rule 'abs'
  * (Mukherjee et al. 2025): unchanged iff |w+ − w0| ≤ tol. Both rules on decoded values are
- * evaluated in float64 (exact differences for every ≤32-bit float dtype).
+ * evaluated in float64 (exact differences for every ≤32-bit float dtype); fp32 pairs use
+ * SIMD kernels with the same f64 operations, bf16 pairs a value table, others JS loops.
  *
  * Non-finite entries (NaN or ±Inf on either side) are counted in `nonFinite` and decided by
  * identity, never by arithmetic (where NaN compares false and would read as "unchanged"):
