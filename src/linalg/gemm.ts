@@ -19,6 +19,9 @@ export interface AsyncMatmulOptions extends MatmulOptions {
   threads?: number;
   /** Force a backend (default: env RLVR_LINALG, else `ort` when it loads, else `js`). */
   backend?: 'ort' | 'js';
+  /** fp32 `matmul` only: write the product into this buffer (length m·n) instead of a new one,
+   *  for loops that multiply the same shapes repeatedly (saves allocation and zero-filling). */
+  out?: Float32Array;
 }
 
 export type LinalgBackend = 'ort' | 'js';
@@ -142,7 +145,7 @@ export async function matmul(A: Mat, B: Mat, opts: AsyncMatmulOptions = {}): Pro
     const g = await ortGemm();
     if (g) {
       if (isMat64(A as AnyMat) || isMat64(B as AnyMat)) throw new TypeError('matmul: fp32 matrices expected');
-      return g.run(A, B, !!opts.transA, !!opts.transB, opts.threads ?? 1, m, n);
+      return g.run(A, B, !!opts.transA, !!opts.transB, opts.threads ?? 1, m, n, opts.out);
     }
   }
   return matmulSync(A, B, opts);

@@ -26,7 +26,7 @@ interface OrtModule {
 }
 
 export interface OrtGemm {
-  run(A: Mat, B: Mat, transA: boolean, transB: boolean, threads: number, m: number, n: number): Promise<Mat>;
+  run(A: Mat, B: Mat, transA: boolean, transB: boolean, threads: number, m: number, n: number, out?: Float32Array): Promise<Mat>;
   /** fp64 Gemm (MLAS dgemm): used for the Gram matrices, Ritz rotations and CholeskyQR panels. */
   run64(A: Mat64, B: Mat64, transA: boolean, transB: boolean, threads: number, m: number, n: number): Promise<Mat64>;
 }
@@ -107,9 +107,9 @@ export async function loadOrtGemm(): Promise<OrtGemm> {
     return s;
   };
   const gemm: OrtGemm = {
-    async run(A, B, transA, transB, threads, m, n) {
+    async run(A, B, transA, transB, threads, m, n, into) {
       const s = await session(transA, transB, Math.max(1, Math.floor(threads)), false);
-      const out = new Float32Array(m * n);
+      const out = into && into.length === m * n ? into : new Float32Array(m * n);
       const res = await s.run(
         { A: new ort.Tensor('float32', A.data, [A.rows, A.cols]), B: new ort.Tensor('float32', B.data, [B.rows, B.cols]) },
         { C: new ort.Tensor('float32', out, [m, n]) },

@@ -102,9 +102,11 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   // Short side: iterate on X ∈ R^{s×l}. tall (m ≥ n): X spans right vectors, A·X = A X.
   // wide: X spans left vectors and the roles of A and Aᵀ swap (trans flags, no copy).
   const tall = m >= n;
-  const fwd = (X: Mat): Promise<Mat> => matmul(A, X, { transA: !tall, threads });   // s-side → long side
-  const bwd = (Y: Mat): Promise<Mat> => matmul(A, Y, { transA: tall, threads });    // long side → s-side
   const L = tall ? m : n;
+  // Output panels reused across iterations (each product's result is consumed before the next).
+  const fwdOut = new Float32Array(L * l), bwdOut = new Float32Array(s * l);
+  const fwd = (X: Mat): Promise<Mat> => matmul(A, X, { transA: !tall, threads, out: X.cols === l ? fwdOut : undefined });
+  const bwd = (Y: Mat): Promise<Mat> => matmul(A, Y, { transA: tall, threads, out: Y.cols === l ? bwdOut : undefined });
 
   // ---- start basis ----
   const rng = new Rng(seed);
