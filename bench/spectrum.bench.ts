@@ -15,7 +15,8 @@
  * 1.5B size takes very long on a small shared machine — state the scale with the numbers),
  * RLVR_BENCH_CACHE (model folder, default $TMPDIR/rlvr-lens-bench, shared with the locality
  * bench's set), RLVR_BENCH_THREADS (GEMM threads for both sides, default 1), RLVR_BENCH_LAYERS
- * (a layer list such as 0-3: only those layers' 7 linear weights each, for a quicker run).
+ * (a layer list such as 0-3: only those layers' 7 linear weights each, for a quicker run),
+ * RLVR_BENCH_TUNED (1: only the one-model comparison, no need for five tuned models on disk).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -56,7 +57,8 @@ export default async function run(): Promise<void> {
   const py = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' });
   const haveNumpy = py.status === 0;
   process.stdout.write(`generating / reusing base + 5 tuned models (Qwen2 1.5B shapes, width scale ${scale}) under ${cache} ...\n`);
-  const set = ensureSyntheticSet({ dir: path.join(cache, `qwen2-1p5b-s${scale}`), scale, seed: 0, changedFractions: FRACTIONS });
+  const nTuned = Number(process.env.RLVR_BENCH_TUNED ?? 5); // 1: only the one-model comparison
+  const set = ensureSyntheticSet({ dir: path.join(cache, `qwen2-1p5b-s${scale}`), scale, seed: 0, changedFractions: FRACTIONS.slice(0, Math.max(1, Math.min(5, nTuned))) });
   const base = set.base.dir, tuned = set.tuned.map((t) => t.dir);
   const layers = process.env.RLVR_BENCH_LAYERS; // e.g. "0-3": a subset of layers for a quicker run
   const common = { k: K, alpha: ALPHA, threads, oversample: OVERSAMPLE, want: { spectrum: true, principal: true, bounds: false }, ...(layers ? { layers } : {}) };
@@ -90,6 +92,12 @@ export default async function run(): Promise<void> {
     }
   } else process.stdout.write('numpy baseline skipped: python3 with numpy not found\n');
 
+  if (tuned.length < 5) {
+    if (npSeconds !== null) process.stdout.write(`RATIO one tuned model:            ours / numpy     = ${(one.seconds / npSeconds).toFixed(3)}  (target ≤ 1.0)\n`);
+    process.stdout.write(`(width scale ${scale}${layers ? `, layers ${layers}` : ''}; RLVR_BENCH_TUNED=${nTuned}: five-model part skipped; load average ${os.loadavg()[0]!.toFixed(1)})\n`);
+    fs.rmSync(c1, { recursive: true, force: true });
+    return;
+  }
   // 2. five tuned models in one call, empty cache
   const c2 = tmp('rlvr-bench-cache-');
   const five = await measured(() => runGeometry(base, tuned, { ...common, cacheDir: c2 }));
