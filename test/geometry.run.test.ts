@@ -183,3 +183,23 @@ test('--exact: dense fp64 SVD for the chosen tensors, recorded; randomized agree
   }
   a.singularValues.forEach((s, i) => assert.ok(Math.abs(s - b.singularValues[i]!) <= 1e-4 * s));
 });
+
+test('NaN/Inf: a non-finite tuned weight is skipped and listed, the rest is analysed', async () => {
+  const { openCheckpoint } = await import('../src/io/checkpoint.js');
+  const { writeSafetensors } = await import('../src/io/writer.js');
+  const dir = tempDir();
+  const src = openCheckpoint(RL);
+  const bad = 'model.layers.1.mlp.up_proj.weight';
+  const tensors = src.names.map((name) => {
+    const bytes = Uint8Array.from(src.readBytes(name));
+    if (name === bad) { bytes[10] = 0xc0; bytes[11] = 0x7f; } // bf16 NaN at entry 5
+    return { name, dtype: src.info(name).dtype, shape: src.info(name).shape, data: bytes };
+  });
+  src.close();
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  const r = await runGeometry(BASE, [dir], { k: 4, layers: [1], cacheDir: null, want: { bounds: false } });
+  assert.deepEqual(r.spectrum!.skipped[0]!.nonFinite, [bad]);
+  assert.equal(r.spectrum!.tensors.find((t) => t.name === bad)!.results[0], null);
+  assert.equal(r.principal!.tensors.find((t) => t.name === bad)!.results[0], null);
+  assert.equal(r.spectrum!.tensors.filter((t) => t.results[0] !== null).length, 6);
+});

@@ -140,7 +140,12 @@ export interface BoundsTensor extends TensorHead {
   results: ((TheoryChecks & { identical: boolean }) | null)[];
 }
 
-export interface SkipRecord { tuned: number; missing: string[]; shapeMismatch: string[] }
+/**
+ * Tensors left out for tuned model `tuned`: absent there, another shape, or NaN/Inf entries in
+ * the base or the tuned weight (the spectral probes need finite matrices; the sparsity stage
+ * counts NaN/Inf per tensor).
+ */
+export interface SkipRecord { tuned: number; missing: string[]; shapeMismatch: string[]; nonFinite: string[] }
 
 interface Common { params: GeometryParams; inputs: { base: InputRecord; tuned: InputRecord[] }; skipped: SkipRecord[] }
 
@@ -295,6 +300,7 @@ export function mergeGeometryShards<D extends GeometryDoc>(docs: readonly D[], s
     tuned: ti,
     missing: docs.flatMap((d) => d.skipped[ti]?.missing ?? []).sort(compareTensorNames),
     shapeMismatch: docs.flatMap((d) => d.skipped[ti]?.shapeMismatch ?? []).sort(compareTensorNames),
+    nonFinite: docs.flatMap((d) => d.skipped[ti]?.nonFinite ?? []).sort(compareTensorNames),
   }));
   const c: Common = { params: { ...first.params, shard: null }, inputs: first.inputs, skipped };
   if (kind === 'spectrum') return buildSpectrumDoc(c, tensors as SpectrumTensor[]) as D;
@@ -437,6 +443,11 @@ export async function decomposeWeight(W: Mat, k: number, exact: boolean, s: Solv
   return { U: res.U, S: res.S, V: res.V, basis, sigmaNext, info: solveInfo(res) };
 }
 
+function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return false;
+  return true;
+}
+
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
@@ -489,7 +500,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
     const all = selectGeometryTensors(base, layers, modules);
     if (all.length === 0) throw new UsageError(`${baseSpec}: no 2-D linear weights${layers || modules ? ' in the chosen layers/modules' : ''}`);
     const mine = selectShard(all.map((name) => ({ name, bytes: base.info(name).byteLength })), params.shard).map((x) => x.name);
-    const skipped: SkipRecord[] = tuned.map((_, ti) => ({ tuned: ti, missing: [], shapeMismatch: [] }));
+    const skipped: SkipRecord[] = tuned.map((_, ti) => ({ tuned: ti, missing: [], shapeMismatch: [], nonFinite: [] }));
     const common: Common = { params, inputs: { base: describeInput(base), tuned: tuned.map(describeInput) }, skipped };
     const cacheDir = o.cacheDir === undefined ? defaultCacheDir() : o.cacheDir;
     const cache = new DecompositionCache(cacheDir);
@@ -505,6 +516,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
       const head: TensorHead = { name, layer: p.layer, kind: p.kind, shape: [rows, cols], k };
       const baseBytes = base.readBytes(name);
       const W0 = toMat(base, name);
+      if (!allFinite(W0.data)) { for (const sk of skipped) sk.nonFinite.push(name); done++; o.onTensor?.(name, done, mine.length); continue; }
       // 1. base decomposition (cache)
       const needSvd = want.spectrum || want.bounds || want.principal;
       let dec: Decomposition | null = null;
@@ -540,9 +552,11 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
         }
         const identical = tinfo.dtype === info.dtype && bytesEqual(baseBytes, t.readBytes(name));
         let d1: Solved | null = null;
-        let W1: Mat | null = null;
-        if (!identical && (want.spectrum || want.bounds)) {
-          W1 = toMat(t, name);
+        const W1: Mat | null = identical ? null : toMat(t, name);
+        if (W1 && !allFinite(W1.data)) {
+          skipped[ti]!.nonFinite.push(name); sRes.push(null); pRes.push(null); bRes.push(null); continue;
+        }
+        if (W1 && (want.spectrum || want.bounds)) {
           d1 = await decomposeWeight(W1, k, exact, solver, d0.basis);
         }
         const S0 = Array.from(d0.S);
