@@ -1,16 +1,15 @@
 /**
- * Spectral norm ‖A‖₂ = σ_1 by block power iteration (a small block with Rayleigh–Ritz
- * converges on σ_1 much faster than single-vector power iteration when σ_1 ≈ σ_2, as is
- * typical of an RL update ΔW), stopped on a residual tolerance.
+ * Spectral norm ‖A‖₂ = σ_1 by Golub–Kahan–Lanczos bidiagonalization with full
+ * reorthogonalization, stopped on the Lanczos residual bound. An RL update ΔW is close to a
+ * sparse random matrix whose top singular values are packed at the spectrum's edge: power
+ * iteration (even blocked) needs hundreds of steps there, Lanczos a few dozen.
  *
  * For ‖ΔW‖₂ with ΔW = W+ − W0: form ΔW ONCE (`subtract(Wplus, W0)`, exact for bf16-decoded
  * inputs) and pass that same matrix to `frobeniusNorm` and `spectralNorm`. A `LinearOperator`
  * is accepted too (e.g. to apply W+ and W0 separately when ΔW must not be materialized).
  */
-import type { Mat, Mat64 } from './matrix.js';
-import { randn64, toMat64 } from './matrix.js';
+import type { Mat } from './matrix.js';
 import { matmul } from './gemm.js';
-import { qrThin } from './qr.js';
 import { symmetricEigen } from './eigen.js';
 import { Rng } from '../util/random.js';
 
@@ -24,9 +23,8 @@ export interface LinearOperator {
 export interface SpectralNormOptions {
   /** Relative residual tolerance ‖Aᵀu − σv‖ ≤ tol·σ (default 1e-6). */
   tol?: number;
-  maxIter?: number;   // default 500
+  maxIter?: number;   // Lanczos steps, default 300 (each: one A·v and one Aᵀ·u)
   seed?: number;      // default 0
-  block?: number;     // block size (default 4)
   threads?: number;   // fast-backend threads (default 1)
 }
 
@@ -64,65 +62,99 @@ export function differenceOperator(P: Mat, Q: Mat, threads = 1): LinearOperator 
 export async function spectralNorm(A: Mat | LinearOperator, opts: SpectralNormOptions = {}): Promise<SpectralNormResult> {
   const op: LinearOperator = 'apply' in A ? A : matOperator(A, opts.threads ?? 1);
   const m = op.rows, n = op.cols;
-  const tol = opts.tol ?? 1e-6, maxIter = opts.maxIter ?? 500;
-  const b = Math.max(1, Math.min(opts.block ?? 4, m, n));
-  if (m === 0 || n === 0) return { norm: 0, iterations: 0, residual: 0, converged: true, v: new Float64Array(n), u: new Float64Array(m) };
-  let X = qrThin(randn64(n, b, new Rng(opts.seed ?? 0))).Q;
-  let it = 0, res = Infinity, sigma = 0;
-  let v: Float64Array = new Float64Array(n), u: Float64Array = new Float64Array(m);
-  const history: number[] = [];
-  for (;;) {
-    it++;
-    const Y = toMat64(await op.apply(to32(X), false));           // m×b
-    const G = gramT(Y);
-    const e = symmetricEigen(G);
-    sigma = Math.sqrt(Math.max(0, e.values[0]!));
-    const w = column(e.vectors, 0);
-    const Z = toMat64(await op.apply(to32(Y), true));            // n×b = AᵀA X
-    v = mulVec(X, w); u = mulVec(Y, w);
-    const zw = mulVec(Z, w);
-    if (sigma === 0) { res = 0; break; }
-    let acc = 0;
-    for (let i = 0; i < n; i++) { const d = zw[i]! / sigma - sigma * v[i]!; acc += d * d; }
-    res = Math.sqrt(acc) / sigma;
-    for (let i = 0; i < m; i++) u[i] = u[i]! / sigma;
-    if (res <= tol) break;
-    history.push(res);
-    const h = history.length;
-    if (h >= 8 && history[h - 1]! > 0.9 * Math.min(...history.slice(0, h - 7))) break;
-    if (it >= maxIter) break;
-    X = qrThin(mulMat(Z, e.vectors)).Q;
+  const tol = opts.tol ?? 1e-6;
+  const maxIter = Math.max(1, Math.min(opts.maxIter ?? 300, m, n));
+  const zero = (): SpectralNormResult => ({ norm: 0, iterations: 0, residual: 0, converged: true, v: new Float64Array(n), u: new Float64Array(m) });
+  if (m === 0 || n === 0) return zero();
+  const apply = async (x: Float64Array, trans: boolean): Promise<Float64Array> => {
+    const X: Mat = { rows: x.length, cols: 1, data: new Float32Array(x.length) };
+    X.data.set(x);
+    const r = await op.apply(X, trans);
+    const out = new Float64Array(r.data.length);
+    out.set(r.data);
+    return out;
+  };
+  // Golub–Kahan–Lanczos bidiagonalization A V_k = U_k B_k (B upper bidiagonal: α on the
+  // diagonal, β above), with full reorthogonalization (classical Gram–Schmidt, twice).
+  const rng = new Rng(opts.seed ?? 0);
+  let v: Float64Array = new Float64Array(n);
+  for (let i = 0; i < n; i++) v[i] = rng.normal();
+  scale(v, 1 / norm2(v));
+  const U: Float64Array[] = [], V: Float64Array[] = [];
+  const alpha: number[] = [], beta: number[] = [];
+  let best: { sigma: number; x: Float64Array; res: number } | null = null;
+  let converged = false;
+  for (let j = 0; j < maxIter; j++) {
+    V.push(v);
+    const p = await apply(v, false);                       // A v_j − β_{j−1} u_{j−1}
+    if (j > 0) axpy(p, -beta[j - 1]!, U[j - 1]!);
+    reorthogonalize(p, U);
+    const a = norm2(p);
+    if (!Number.isFinite(a)) throw new RangeError('spectralNorm: matrix has NaN or Inf entries');
+    if (a === 0) {
+      if (j === 0) return zero();                          // A v = 0 for a random v: A = 0
+      break;                                               // invariant subspace: B_{j} is exact
+    }
+    alpha.push(a);
+    scale(p, 1 / a);
+    U.push(p);
+    const r = await apply(p, true);                        // Aᵀ u_j − α_j v_j
+    axpy(r, -a, v);
+    reorthogonalize(r, V);
+    const b = norm2(r);
+    beta.push(b);
+    // Ritz check (small k×k eigenproblem): every step early, then every third.
+    if (j < 12 || j % 3 === 2 || b === 0 || j === maxIter - 1) {
+      best = ritz(alpha, beta);
+      if (best.res <= tol) { converged = true; break; }
+    }
+    if (b === 0) break;
+    v = r;
+    scale(v, 1 / b);
   }
-  return { norm: sigma, iterations: it, residual: res, converged: res <= tol, v, u };
-}
-
-function to32(a: Mat64): Mat { return { rows: a.rows, cols: a.cols, data: Float32Array.from(a.data) }; }
-
-function gramT(Y: Mat64): Mat64 {
-  const { rows, cols: b } = Y;
-  const G = new Float64Array(b * b);
-  for (let i = 0; i < rows; i++) for (let p = 0; p < b; p++) {
-    const x = Y.data[i * b + p]!;
-    for (let q = 0; q < b; q++) G[p * b + q] = G[p * b + q]! + x * Y.data[i * b + q]!;
+  if (!best || best.x.length !== alpha.length) best = ritz(alpha, beta);
+  if (best.res <= tol) converged = true;
+  const { sigma, x } = best;
+  const k = alpha.length;
+  // u = U x; v = V y with y = Bᵀ x / σ.
+  const u = new Float64Array(m), vv = new Float64Array(n);
+  for (let i = 0; i < k; i++) axpy(u, x[i]!, U[i]!);
+  for (let i = 0; i < k; i++) {
+    const yi = (alpha[i]! * x[i]! + (i > 0 ? beta[i - 1]! * x[i - 1]! : 0)) / (sigma > 0 ? sigma : 1);
+    axpy(vv, yi, V[i]!);
   }
-  return { rows: b, cols: b, data: G };
+  return { norm: sigma, iterations: k, residual: best.res, converged, v: vv, u };
 }
 
-function column(a: Mat64, c: number): Float64Array {
-  return Float64Array.from({ length: a.rows }, (_, i) => a.data[i * a.cols + c]!);
-}
-
-function mulVec(A: Mat64, w: Float64Array): Float64Array {
-  const out = new Float64Array(A.rows);
-  for (let i = 0; i < A.rows; i++) { let s = 0; for (let j = 0; j < A.cols; j++) s += A.data[i * A.cols + j]! * w[j]!; out[i] = s; }
-  return out;
-}
-
-function mulMat(A: Mat64, B: Mat64): Mat64 {
-  const out = new Float64Array(A.rows * B.cols);
-  for (let i = 0; i < A.rows; i++) for (let p = 0; p < A.cols; p++) {
-    const a = A.data[i * A.cols + p]!;
-    for (let j = 0; j < B.cols; j++) out[i * B.cols + j] = out[i * B.cols + j]! + a * B.data[p * B.cols + j]!;
+/** Top singular triplet of the k×k upper bidiagonal B via the eigenproblem of B·Bᵀ; residual
+ *  ‖Aᵀ(Ux) − σ V y‖ / σ = β_k |x_k| / σ (the Lanczos bound, exact with full reorthogonalization). */
+function ritz(alpha: number[], beta: number[]): { sigma: number; x: Float64Array; res: number } {
+  const k = alpha.length;
+  const T = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) {
+    T[i * k + i] = alpha[i]! ** 2 + (i < k - 1 ? beta[i]! ** 2 : 0);
+    if (i < k - 1) { const o = beta[i]! * alpha[i + 1]!; T[i * k + i + 1] = o; T[(i + 1) * k + i] = o; }
   }
-  return { rows: A.rows, cols: B.cols, data: out };
+  const e = symmetricEigen({ rows: k, cols: k, data: T });
+  const sigma = Math.sqrt(Math.max(0, e.values[0]!));
+  const x = Float64Array.from({ length: k }, (_, i) => e.vectors.data[i * k]!);
+  const bk = beta[k - 1] ?? 0;
+  return { sigma, x, res: sigma > 0 ? (bk * Math.abs(x[k - 1]!)) / sigma : 0 };
 }
+
+function norm2(x: Float64Array): number { let s = 0; for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!; return Math.sqrt(s); }
+function scale(x: Float64Array, c: number): void { for (let i = 0; i < x.length; i++) x[i] = x[i]! * c; }
+function axpy(y: Float64Array, a: number, x: Float64Array): void { for (let i = 0; i < y.length; i++) y[i] = y[i]! + a * x[i]!; }
+function reorthogonalize(w: Float64Array, Q: Float64Array[]): void {
+  for (let pass = 0; pass < 2; pass++) {
+    for (const q of Q) {
+      let d = 0;
+      for (let i = 0; i < w.length; i++) d += q[i]! * w[i]!;
+      if (d !== 0) axpy(w, -d, q);
+    }
+  }
+}
+
+
+
+
