@@ -22,7 +22,8 @@
  *
  * Decompositions (all fp64)
  *   qrThin(A: Mat64): { Q, R }            Householder; Q m×r, R r×n, r = min(m,n), diag(R) ≥ 0
- *   symmetricEigen(A: Mat64): { values, vectors }   descending; vectors are columns
+ *   symmetricEigen(A: Mat64, { vectors? }): { values, vectors }   descending; vectors are columns.
+ *       tred2/tql2 in JS, O(n³): n = 80 ~2 ms, n = 1536 ~30–60 s (vectors) — keep n small.
  *   exactSVD(A: Mat | Mat64): { U, S, V } thin (r = min(m,n)), descending, one-sided Jacobi
  *       (after QR when tall). Slow beyond ~1000 columns (O(n³) per sweep in JS): it is the
  *       reference / `--exact` path, not the default.
@@ -47,14 +48,15 @@
  *   spectralNorm(A: Mat | LinearOperator, opts): Promise<SpectralNormResult>
  *       { norm, iterations, residual, converged, u, v }; Golub–Kahan–Lanczos with full
  *       reorthogonalization (opts: tol 1e-6 relative residual, maxIter 300, seed, threads);
- *       a sparse RL-like ΔW of 8960×1536 converges in ~80 steps (~1.5 s; block power: 23 s). For ‖ΔW‖₂: dW = subtract(Wplus, W0) once, then frobeniusNorm(dW)
+ *       a sparse RL-like ΔW of 8960×1536 converges in ~80 steps (~1.5 s; block power: 23 s).
+ *       For ‖ΔW‖₂: dW = subtract(Wplus, W0) once, then frobeniusNorm(dW)
  *       and (await spectralNorm(dW)).norm. differenceOperator(P, Q) avoids forming ΔW.
  *   principalAngles(A: Mat64, B: Mat64): Float64Array   degrees, ascending, min(kA,kB) angles,
  *       between the column spaces of orthonormal A and B (n×k each); sines for small angles,
  *       cosines for large, fp64. For U: principalAngles(svd0.U, svd1.U); for V likewise.
- *       Pure JS (Jacobi SVD of the n×k residual): ~0.3 s at n = 8960, k = 64 — the reference.
+ *       Pure JS (Jacobi SVD of the n×k residual): ~0.3–0.8 s at n = 8960, k = 64 — the reference.
  *   principalAnglesFast(A, B, { threads? }): Promise<Float64Array>   same answer (to ~1e-6°)
- *       via ORT dgemm + k×k Gram eigenvalues, ~100× faster: USE THIS in probes over real models.
+ *       via ORT dgemm + k×k Gram eigenvalues, ~30× faster (~10–25 ms): USE THIS in probes.
  *
  * Helpers: mat, mat64, toMat64, toMat32, transpose, sliceCols, hcat64, identity64, randn,
  *   randn64 (seeded Rng), subtract, frobeniusNorm, reconstruct(U, S, V, k) (rank-k, fp64).
