@@ -76,33 +76,52 @@ const KC = 256, NC = 256;
 function gemmJs(a: Arr, ar: number, ac: number, ta: boolean, b: Arr, br: number, bc: number, tb: boolean,
   m: number, k: number, n: number, out: Arr): void {
   const A = packed(a, ar, ac, ta); // now m×k row-major
-  const B = packed(b, br, bc, tb); // now k×n row-major
-  const acc = new Float64Array(NC);
+  // B as fp64 always: the hot loop then sees one array type (monomorphic element loads are
+  // what V8 optimizes well) whichever precision the caller used.
+  const Bp = packed(b, br, bc, tb);
+  const B = Bp instanceof Float64Array ? Bp : Float64Array.from(Bp);
+  const acc0 = new Float64Array(NC), acc1 = new Float64Array(NC);
   // fp64 accumulation over the whole inner dimension; rounded to fp32 once at the end.
   const res = out instanceof Float64Array ? out : new Float64Array(m * n);
   for (let j0 = 0; j0 < n; j0 += NC) {
     const nb = Math.min(NC, n - j0);
     for (let p0 = 0; p0 < k; p0 += KC) {
       const p1 = Math.min(k, p0 + KC);
-      for (let i = 0; i < m; i++) {
-        const ro = i * n + j0;
-        for (let j = 0; j < nb; j++) acc[j] = res[ro + j]!;
-        const ao = i * k;
+      let i = 0;
+      // Two rows of C at a time, 4-way unrolled over the inner dimension: each B element loaded
+      // feeds two FMAs, each accumulator load/store four.
+      for (; i + 1 < m; i += 2) {
+        const r0 = i * n + j0, r1 = r0 + n;
+        for (let j = 0; j < nb; j++) { acc0[j] = res[r0 + j]!; acc1[j] = res[r1 + j]!; }
+        const ao = i * k, co = ao + k;
         let p = p0;
-        // 4-way unrolled over the inner dimension: fewer accumulator loads/stores per FMA.
         for (; p + 3 < p1; p += 4) {
           const a0 = A[ao + p]!, a1 = A[ao + p + 1]!, a2 = A[ao + p + 2]!, a3 = A[ao + p + 3]!;
+          const c0 = A[co + p]!, c1 = A[co + p + 1]!, c2 = A[co + p + 2]!, c3 = A[co + p + 3]!;
           const b0 = p * n + j0, b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
           for (let j = 0; j < nb; j++) {
-            acc[j] = acc[j]! + a0 * B[b0 + j]! + a1 * B[b1 + j]! + a2 * B[b2 + j]! + a3 * B[b3 + j]!;
+            const x0 = B[b0 + j]!, x1 = B[b1 + j]!, x2 = B[b2 + j]!, x3 = B[b3 + j]!;
+            acc0[j] = acc0[j]! + a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3;
+            acc1[j] = acc1[j]! + c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3;
           }
         }
         for (; p < p1; p++) {
+          const a0 = A[ao + p]!, c0 = A[co + p]!;
+          const b0 = p * n + j0;
+          for (let j = 0; j < nb; j++) { const x = B[b0 + j]!; acc0[j] = acc0[j]! + a0 * x; acc1[j] = acc1[j]! + c0 * x; }
+        }
+        for (let j = 0; j < nb; j++) { res[r0 + j] = acc0[j]!; res[r1 + j] = acc1[j]!; }
+      }
+      for (; i < m; i++) {
+        const ro = i * n + j0;
+        for (let j = 0; j < nb; j++) acc0[j] = res[ro + j]!;
+        const ao = i * k;
+        for (let p = p0; p < p1; p++) {
           const a0 = A[ao + p]!;
           const b0 = p * n + j0;
-          for (let j = 0; j < nb; j++) acc[j] = acc[j]! + a0 * B[b0 + j]!;
+          for (let j = 0; j < nb; j++) acc0[j] = acc0[j]! + a0 * B[b0 + j]!;
         }
-        for (let j = 0; j < nb; j++) res[ro + j] = acc[j]!;
+        for (let j = 0; j < nb; j++) res[ro + j] = acc0[j]!;
       }
     }
   }
