@@ -170,8 +170,14 @@ export async function executeRun(root: string, spec: RunSpec, progress?: (name: 
     case 'intervene': {
       const tmp = dir + '.intervene-tmp';
       fs.rmSync(tmp, { recursive: true, force: true });
+      // intervene copies every non-weight file of its input; give it only the checkpoint
+      // (not the parent's log.jsonl / run.json, which would misdescribe this folder).
+      const srcTmp = dir + '.intervene-src';
+      fs.rmSync(srcTmp, { recursive: true, force: true });
+      fs.mkdirSync(srcTmp, { recursive: true });
+      for (const f of ['model.safetensors', 'config.json']) fs.copyFileSync(path.join(parentDir(root, spec.from), f), path.join(srcTmp, f));
       intervene({
-        base: parentDir(root, spec.from), out: tmp, seed: spec.seed,
+        base: srcTmp, out: tmp, seed: spec.seed,
         ...(spec.rotateLayers ? { rotateLayers: spec.rotateLayers } : {}),
         ...(spec.permuteLayers ? { permuteLayers: spec.permuteLayers } : {}),
       });
@@ -186,6 +192,7 @@ export async function executeRun(root: string, spec: RunSpec, progress?: (name: 
       fs.mkdirSync(dir, { recursive: true });
       for (const f of fs.readdirSync(tmp)) fs.renameSync(path.join(tmp, f), path.join(dir, f));
       fs.rmSync(tmp, { recursive: true, force: true });
+      fs.rmSync(srcTmp, { recursive: true, force: true });
       break;
     }
   }
