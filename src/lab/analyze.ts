@@ -13,7 +13,10 @@ import { exactSVD } from '../linalg/svd-dense.js';
 import type { Mat64 } from '../linalg/matrix.js';
 import { bernoulliJaccard, jaccard, runLocalityPass } from '../probes/locality.js';
 import type { BitMask } from '../probes/mask.js';
-import { lowMagnitudeMask, principalMask } from '../probes/principal.js';
+import { countPerBin, lowMagnitudeMask, magnitudeBinSizes, type OverlapCounts, overlapCounts, overlapRatios, principalMask, referenceBins } from '../probes/principal.js';
+import { magnitudeBins } from '../probes/magnitude.js';
+
+const NUM_BINS = 20;
 import { updateSparsity } from '../probes/sparsity.js';
 import { normalizedSpectralShift } from '../probes/spectrum.js';
 import { computeUpdateMask, DEFAULT_PROBE } from '../probes/update.js';
@@ -110,13 +113,16 @@ export async function analyzeLab(o: AnalyzeOptions): Promise<AnalyzeResult> {
   try {
     const names = linearNames(base);
     const cmp = ['sft', ...rlRuns].filter((r) => exists(D(r)));
-    const overlapRows: (string | number)[][] = [];
+    const overlapRows: Cell[][] = [];
     const spectralRows: (string | number)[][] = [];
     const baseSvd = new Map<string, ReturnType<typeof topU>>();
     const princ = new Map<string, BitMask>(), low = new Map<string, BitMask>();
+    const bins = new Map<string, Uint8Array>(), binSizes = new Map<string, Float64Array>();
     for (const n of names) {
       const [rows, cols] = base.info(n).shape as [number, number];
       const w = base.readFloat32(n);
+      const b = magnitudeBins(base.readBytes(n), base.info(n).dtype, NUM_BINS);
+      bins.set(n, b); binSizes.set(n, magnitudeBinSizes(b, NUM_BINS));
       baseSvd.set(n, topU(w, rows, cols, Math.min(k, rows, cols)));
       for (const a of alphas) {
         princ.set(`${n}@${a}`, await principalMask({ rows, cols, data: w }, k, a));
@@ -129,14 +135,16 @@ export async function analyzeLab(o: AnalyzeOptions): Promise<AnalyzeResult> {
         const masks = new Map<string, BitMask>();
         for (const n of names) masks.set(n, computeUpdateMask(base, t, n, DEFAULT_PROBE));
         for (const a of alphas) {
-          let changed = 0, inP = 0, inL = 0;
+          const cp: OverlapCounts[] = [], cl: OverlapCounts[] = [];
           for (const n of names) {
-            const m = masks.get(n)!;
-            changed += m.count();
-            inP += m.andCount(princ.get(`${n}@${a}`)!);
-            inL += m.andCount(low.get(`${n}@${a}`)!);
+            const m = masks.get(n)!, b = bins.get(n)!;
+            const cpb = countPerBin(m, b, NUM_BINS);
+            const P = princ.get(`${n}@${a}`)!, L = low.get(`${n}@${a}`)!;
+            cp.push(overlapCounts(P, referenceBins(P, b, binSizes.get(n)!), m, cpb));
+            cl.push(overlapCounts(L, referenceBins(L, b, binSizes.get(n)!), m, cpb));
           }
-          overlapRows.push([r, a, changed ? inP / changed : NaN, changed ? inL / changed : NaN, a]);
+          const rp = overlapRatios(cp), rl = overlapRatios(cl);
+          overlapRows.push([r, a, rp.overlap, rp.magnitudeMatched, rl.overlap, rl.magnitudeMatched, rp.random]);
         }
         const maxAngles: number[] = [], nss: number[] = [];
         for (const n of names) {
@@ -151,8 +159,8 @@ export async function analyzeLab(o: AnalyzeOptions): Promise<AnalyzeResult> {
       } finally { t.close(); }
     }
     tables.overlap = {
-      title: `Overlap of the update mask with M_princ (rank-${k} reconstruction, top α) and M_low (bottom α by |W0|), pooled over 2-D linear weights; random baseline = α`,
-      columns: ['run', 'α', 'overlap with M_princ', 'overlap with M_low', 'random baseline'],
+      title: `Overlap of the update mask with M_princ (rank-${k} reconstruction, top α) and M_low (bottom α by |W0|), pooled over 2-D linear weights; random baseline = α; magnitude-matched = expected overlap given the per-bin change rates over 20 equal-count |W0| bins (SPEC §4)`,
+      columns: ['run', 'α', 'overlap M_princ', 'magnitude-matched (M_princ)', 'overlap M_low', 'magnitude-matched (M_low)', 'random baseline'],
       rows: overlapRows,
     };
     tables.spectrum = {
