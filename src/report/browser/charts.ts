@@ -43,8 +43,10 @@ function yAxis(s: SVGSVGElement, lo: number, hi: number, y: (v: number) => numbe
 }
 
 function logTicks(lo: number, hi: number): number[] {
-  const out: number[] = [];
   const decades = Math.log10(hi) - Math.log10(lo);
+  // Less than a decade: ordinary nice ticks, placed on the log axis.
+  if (decades < 1) return ticks(lo, hi, 5).filter((v) => v > 0);
+  const out: number[] = [];
   const mult = decades < 1.5 ? [1, 2, 5] : [1];
   for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) for (const m of mult) out.push(m * Math.pow(10, e));
   return out;
