@@ -112,9 +112,12 @@ function renderSection(s: Section, data: ReportData, updaters: Updater[], nav: H
   const sec = el('section', { id: `sec-${s.id}`, 'data-available': String(s.available) }, el('h2', {}, s.title));
   nav.appendChild(el('a', { href: `#sec-${s.id}`, class: s.available ? '' : 'missing' }, s.title));
   if (s.note) sec.appendChild(el('p', { class: 'note' }, s.note));
+  const holder = s.layout === 'grid' ? el('div', { class: 'fig-grid' }) : sec;
   for (const b of s.blocks) {
     const node = renderBlock(b, data, updaters);
-    if (node) sec.appendChild(node);
+    if (!node) continue;
+    if (b.type === 'figure' && holder !== sec && !holder.parentNode) sec.appendChild(holder);
+    (b.type === 'figure' ? holder : sec).appendChild(node);
   }
   return sec;
 }

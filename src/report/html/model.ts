@@ -167,6 +167,8 @@ export interface Section {
   available: boolean;
   note?: string;
   blocks: Block[];
+  /** 'grid': figures side by side (many small curves, e.g. training logs). */
+  layout?: 'grid';
 }
 
 /** A tuned model (run) as the report names it. */

@@ -66,4 +66,6 @@ table.kv th{text-align:left;padding:2px 12px 2px 0;color:var(--mut);font-weight:
 table.kv td{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px;word-break:break-all}
 details.json pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;font-size:12px}
 .block{margin:10px 0 18px}
+.fig-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:4px 16px}
+.fig-grid .block{margin:4px 0}
 `;

@@ -83,16 +83,20 @@ export function buildDynamics(doc: Obj, ctx: ReportContext): Section {
 export function buildRunLogs(logs: { name: string; records: Obj[] }[]): Section {
   const metrics: string[] = [];
   for (const l of logs) for (const r of l.records.slice(0, 50)) for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && k !== 'step' && !metrics.includes(k)) metrics.push(k);
+  // The curves the paper discusses first (reward, accuracy, KL to the base), then the rest as logged.
+  const rank = (m: string): number => (/reward/.test(m) ? 0 : /acc/.test(m) ? 1 : /kl/.test(m) ? 2 : 3);
+  metrics.sort((a, b) => rank(a) - rank(b));
   const figures: Section['blocks'] = [];
   for (const m of metrics) {
-    const series = logs.map((l) => {
+    // One colour per run across all the curves.
+    const series = logs.map((l, li) => {
       const recs = l.records.filter((r) => typeof r[m] === 'number');
-      return { name: l.name, x: recs.map((r, i) => numOf(r, 'step') ?? i), y: recs.map((r) => round(numOf(r, m))) };
+      return { name: l.name, x: recs.map((r, i) => numOf(r, 'step') ?? i), y: recs.map((r) => round(numOf(r, m))), color: li };
     }).filter((s) => s.x.length > 0);
     const fig: LineFigure = { type: 'line', title: `${m} per step`, xLabel: 'step', yLabel: m, series };
     figures.push({ type: 'figure', id: `log-${m}`, title: m, bind: 'none', figures: { '': fig } });
   }
-  return { id: 'runlogs', title: 'Training curves (lab run logs)', available: true, blocks: [
+  return { id: 'runlogs', title: 'Training curves (lab run logs)', available: true, layout: 'grid', blocks: [
     { type: 'text', paragraphs: [`${logs.length} run log(s): ${logs.map((l) => l.name).join(', ')}. KL direction as named in the log (SPEC §7).`] },
     ...figures,
   ] };
