@@ -222,5 +222,5 @@ export async function analyzeLab(o: AnalyzeOptions): Promise<AnalyzeResult> {
     rows: curveRows,
   };
   notes.push(`k = ${k} for M_princ and the angle subspaces; α ∈ {${alphas.join(', ')}}; update masks with the bf16 probe (η = 1e-3).`);
-  return { tables, skipped, notes };
+  return { tables, skipped: [...new Set(skipped)], notes };
 }
