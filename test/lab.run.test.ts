@@ -40,3 +40,15 @@ test('a short deterministic pretrain → GRPO/DAPO chain reproduces the stored n
 test('the same chain run twice is byte-identical (determinism)', async () => {
   assert.deepEqual(await runAll(tempDir()), await runAll(tempDir()));
 });
+
+test('reproduce: worker threads (jobs 2) write the same bytes as in-process (jobs 1), intervention included', async () => {
+  const { reproduce } = await import('../src/lab/reproduce.js');
+  const recipe: RunSpec[] = [RECIPE[0]!, RECIPE[2]!, { kind: 'intervene', name: 'rot', from: 'base', seed: 5, rotateLayers: '1', permuteLayers: '0' }];
+  const a = tempDir(), b = tempDir();
+  await reproduce({ out: a, jobs: 1, recipe });
+  await reproduce({ out: b, jobs: 2, recipe });
+  const sa = fs.readFileSync(path.join(a, 'SHA256SUMS'), 'utf8');
+  assert.equal(sa, fs.readFileSync(path.join(b, 'SHA256SUMS'), 'utf8'));
+  assert.ok(sa.includes('rot/rlvr_lens/intervention.json'));
+  assert.ok(!sa.includes('rot/log.jsonl'), 'the parent log is not copied into the intervened folder');
+});
