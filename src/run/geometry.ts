@@ -77,7 +77,8 @@ export interface GeometryParams {
   /** Update-mask rule (as `rlvr-lens sparsity`). */
   probe: ProbeOptions;
   solver: SolverSettings;
-  spectralNorm: { tol: number; maxIter: number; block: number; seed: number };
+  /** ‖ΔW‖₂ solver (linalg `spectralNorm`) and its settings. */
+  spectralNorm: { method: string; tol: number; maxIter: number; seed: number };
   shard: ShardSpec | null;
 }
 
@@ -366,7 +367,7 @@ export const DEFAULT_SOLVER: Readonly<SolverSettings> = {
   method: 'auto', oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, warmStart: true, backend: 'ort', threads: 1,
 };
 
-const SPECTRAL_NORM = { tol: 1e-4, maxIter: 300, block: 4, seed: 0 };
+const SPECTRAL_NORM = { method: 'golub-kahan-lanczos', tol: 1e-6, maxIter: 300, seed: 0 };
 
 function solveInfo(r: TopKSVD | null): SolveInfo {
   if (!r) return { iterations: 0, residual: 0, angleErrorBound: 0, converged: true, method: 'exact-jacobi-fp64' };
@@ -580,7 +581,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
             if (!identical) {
               const dW = subtract(W1!, W0);
               dF = frobeniusNorm(dW);
-              d2 = (await spectralNorm(dW, { ...SPECTRAL_NORM, threads })).norm;
+              d2 = (await spectralNorm(dW, { tol: SPECTRAL_NORM.tol, maxIter: SPECTRAL_NORM.maxIter, seed: SPECTRAL_NORM.seed, threads })).norm;
             }
             const sigmaSlack = identical ? 0 : (d0.info.residual + d1!.info.residual) * (d0.S[0] ?? 0);
             const checks = theoryChecks({
