@@ -40,3 +40,4 @@ export * from './run/cache.js';
 export * from './run/geometry.js';
 export * from './run/merge.js';
 export * from './run/analyze.js';
+export * as lab from './lab/index.js';
