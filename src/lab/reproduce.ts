@@ -22,9 +22,9 @@ export const DEMO_CONFIG: LabModelConfig = {
 
 /**
  * RL learning rate 3e-5: Adam moves every weight by about lr per update, so what bf16 can
- * see depends on lr·√updates relative to |w|·2⁻⁹. The paper's runs (lr 1e-6, |w| ≈ 0.02,
- * ~1000 updates) sit near 0.3–0.5 of a half-ulp; 3e-5 × √80 against this model's |w| ≈ 0.12
- * is the same regime, and reward still rises within 40 steps (0.54 → 0.66). The
+ * see depends on lr·√updates relative to |w|·2⁻⁹. A typical RLVR run (lr 1e-6, |w| ≈ 0.02,
+ * ~10³ updates) sits near one half-ulp; 3e-5 × √80 against this model's |w| ≈ 0.03–0.12 is
+ * a comparable regime, and reward still rises within 40 steps (0.54 → 0.66). The
  * experiments set sweeps 1e-4 and 3e-4 (Gate III: the larger the LR, the less sparsity).
  */
 const RL_COMMON = { steps: 40, promptsPerStep: 32, groupSize: 8, miniBatches: 2, lr: 3e-5, prompts: 512, klEvery: 1 } as const;
