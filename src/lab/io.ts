@@ -9,6 +9,7 @@ import { openCheckpoint } from '../io/checkpoint.js';
 import { encodeFromFloat32 } from '../io/dtype.js';
 import { type TensorToWrite, ensureDir, writeCheckpointFiles, writeFileAtomic } from '../io/writer.js';
 import { type LabModelConfig, type Params, hfConfigJson, labConfigFromHf, paramSpecs } from './model.js';
+import { VOCAB } from './tasks.js';
 
 export type SaveDType = 'BF16' | 'F32';
 
@@ -27,6 +28,24 @@ export function saveLabCheckpoint(dir: string, c: LabModelConfig, p: Params, dty
   cfg.torch_dtype = dtype === 'BF16' ? 'bfloat16' : 'float32';
   writeCheckpointFiles(dir, tensors, { format: 'pt', ...metadata });
   writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  if (c.vocabSize === VOCAB.length) writeLabTokenizer(dir);
+}
+
+/**
+ * A character-level `tokenizer.json` (BPE without merges) over the lab vocabulary, so
+ * tokenizer-based tools (`rlvr-lens kl`) read lab checkpoints like any HF model.
+ */
+export function labTokenizerJson(): string {
+  const vocab = Object.fromEntries(VOCAB.map((ch, i) => [ch, i]));
+  return JSON.stringify({
+    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null,
+    decoder: { type: 'Fuse' },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+  }) + '\n';
+}
+
+export function writeLabTokenizer(dir: string): void {
+  writeFileAtomic(path.join(dir, 'tokenizer.json'), labTokenizerJson());
 }
 
 /** Loads a lab (or any tiny Qwen2-shaped) checkpoint into fp32 master weights. */

@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../io/writer.js';
 import { intervene } from '../interventions/intervene.js';
 import { toJson } from '../report/output.js';
 import { Rng } from '../util/random.js';
-import { cloneParams, loadLabCheckpoint, saveLabCheckpoint, type SaveDType } from './io.js';
+import { cloneParams, loadLabCheckpoint, saveLabCheckpoint, type SaveDType, writeLabTokenizer } from './io.js';
 import { type LabModelConfig, type Params, initParams } from './model.js';
 import type { AdapterSpec } from './adapters.js';
 import { type RlAlgo, type LossAgg, rlPreset, trainRl } from './rl.js';
@@ -60,7 +60,7 @@ const EVAL_PROBLEMS = 200;
 
 function parentDir(root: string, from: string): string {
   const d = path.isAbsolute(from) ? from : path.join(root, from);
-  if (!fs.existsSync(path.join(d, 'config.json'))) throw new RlvrError(`parent run ${from} has not been written`, { file: d, code: 'ENOENT' });
+  if (!fs.existsSync(path.join(d, 'config.json'))) throw new RlvrError('no lab checkpoint here (config.json missing); is the parent run written?', { file: d, code: 'ENOENT' });
   return d;
 }
 
@@ -193,6 +193,7 @@ export async function executeRun(root: string, spec: RunSpec, progress?: (name: 
       for (const f of fs.readdirSync(tmp)) fs.renameSync(path.join(tmp, f), path.join(dir, f));
       fs.rmSync(tmp, { recursive: true, force: true });
       fs.rmSync(srcTmp, { recursive: true, force: true });
+      writeLabTokenizer(dir);
       break;
     }
   }
