@@ -97,3 +97,59 @@ test('sampled responses are seeded (same seed, same responses and KL)', () => {
   assert.equal(a.prompts[0]!.responses.length, 2);
   assert.ok(a.tokens >= 2);
 });
+
+test('streamed inference on a Qwen3 checkpoint (q_norm/k_norm, no biases) matches an fp64 reference built on the interventions attention block', async () => {
+  const { attentionForward } = await import('../src/interventions/verify.js');
+  const { fixture } = await import('./helpers.js');
+  const src = openCheckpoint(fixture('interventions', 'qwen3-tiny'));
+  try {
+    const c = hfDecoderConfig(src);
+    const H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
+    const ids = [3, 17, 5, 40, 9, 22];
+    const T = ids.length;
+    const r64 = (n: string): Float64Array => src.readFloat64(n);
+    const opt = (n: string): Float64Array | null => (src.has(n) ? src.readFloat64(n) : null);
+    const rms = (x: Float64Array, w: Float64Array): Float64Array => {
+      const out = new Float64Array(x.length);
+      for (let t = 0; t < x.length / H; t++) {
+        let ss = 0;
+        for (let i = 0; i < H; i++) ss += x[t * H + i]! ** 2;
+        const s = 1 / Math.sqrt(ss / H + c.rmsNormEps);
+        for (let i = 0; i < H; i++) out[t * H + i] = x[t * H + i]! * s * w[i]!;
+      }
+      return out;
+    };
+    const lin = (x: Float64Array, W: Float64Array, inD: number, outD: number): Float64Array => {
+      const y = new Float64Array((x.length / inD) * outD);
+      for (let t = 0; t < x.length / inD; t++) for (let o = 0; o < outD; o++) { let s = 0; for (let i = 0; i < inD; i++) s += x[t * inD + i]! * W[o * inD + i]!; y[t * outD + o] = s; }
+      return y;
+    };
+    const emb = r64('model.embed_tokens.weight');
+    let x = new Float64Array(T * H);
+    ids.forEach((id, t) => x.set(emb.subarray(id * H, id * H + H), t * H));
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `model.layers.${l}.`;
+      const a = attentionForward({
+        q: r64(p + 'self_attn.q_proj.weight'), k: r64(p + 'self_attn.k_proj.weight'), v: r64(p + 'self_attn.v_proj.weight'), o: r64(p + 'self_attn.o_proj.weight'),
+        qBias: opt(p + 'self_attn.q_proj.bias'), kBias: opt(p + 'self_attn.k_proj.bias'), vBias: opt(p + 'self_attn.v_proj.bias'), oBias: null,
+        qNorm: opt(p + 'self_attn.q_norm.weight'), kNorm: opt(p + 'self_attn.k_norm.weight'), inputNorm: r64(p + 'input_layernorm.weight'),
+      }, { hiddenSize: H, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, rmsNormEps: c.rmsNormEps, ropeTheta: c.ropeTheta }, x, ids.map((_, t) => t));
+      for (let i = 0; i < x.length; i++) x[i] += a[i]!;
+      const h = rms(x, r64(p + 'post_attention_layernorm.weight'));
+      const g = lin(h, r64(p + 'mlp.gate_proj.weight'), H, I), u = lin(h, r64(p + 'mlp.up_proj.weight'), H, I);
+      for (let i = 0; i < g.length; i++) g[i] = (g[i]! / (1 + Math.exp(-g[i]!))) * u[i]!;
+      const m = lin(g, r64(p + 'mlp.down_proj.weight'), I, H);
+      x = x.map((v, i) => v + m[i]!);
+    }
+    const logits = lin(rms(x, r64('model.norm.weight')), r64(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'), H, V);
+    const got = streamingLogProbs(src, c, Int32Array.from(ids), 1, T, ids.map((_, t) => t));
+    for (let t = 0; t < T; t++) {
+      let mx = -Infinity; for (let v = 0; v < V; v++) mx = Math.max(mx, logits[t * V + v]!);
+      let s = 0; for (let v = 0; v < V; v++) s += Math.exp(logits[t * V + v]! - mx);
+      for (let v = 0; v < V; v++) {
+        const ref = logits[t * V + v]! - mx - Math.log(s);
+        assert.ok(Math.abs(got[t]![v]! - ref) < 2e-4, `t=${t} v=${v}: ${got[t]![v]} vs ${ref}`);
+      }
+    }
+  } finally { src.close(); }
+});
