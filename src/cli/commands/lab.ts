@@ -3,6 +3,7 @@
  * regenerate the shipped demo set.
  *   lab reproduce [--out DIR] [--jobs N] [--only a,b] [--check]
  *   lab rl --base DIR --out DIR [--algo grpo|dapo] [--task add2x1] [--steps N] [--lr X] [--mask FILE] ...
+ *   lab pretrain --out DIR [--layers 4 --hidden 128 --heads 4 --kv-heads 2] [--steps N] [--corrupt 0.3]
  *   lab sft --base DIR --out DIR [--task add2x2] [--examples N] [--epochs N] [--lr X]
  *   lab eval --model DIR [--task add2x1]
  */
@@ -13,8 +14,9 @@ import { UsageError } from '../../errors.js';
 import { evaluate } from '../../lab/generate.js';
 import { loadLabCheckpoint } from '../../lab/io.js';
 import { checkSha256Sums, demoRecipe, experimentsRecipe, maskedRecipe, reproduce } from '../../lab/reproduce.js';
-import { type RlSpec, type SftSpec, executeRun } from '../../lab/runs.js';
-import { maxAnswerTokens, mixture, promptSet } from '../../lab/tasks.js';
+import { type PretrainSpec, type RlSpec, type SftSpec, executeRun } from '../../lab/runs.js';
+import { DEFAULT_LAB_CONFIG } from '../../lab/model.js';
+import { BOS, EOS, VOCAB_SIZE, maxAnswerTokens, mixture, promptSet } from '../../lab/tasks.js';
 import { envelope, toJson, toMarkdown } from '../../report/output.js';
 import { ensureDir, writeFileAtomic } from '../../io/writer.js';
 import { analyzeLab } from '../../lab/analyze.js';
@@ -35,7 +37,7 @@ function checkMixture(s: string): string {
 }
 
 /** Runs a single spec with `from` = an absolute parent folder, writing into out's parent. */
-async function runOne(spec: RlSpec | SftSpec, out: string, force: boolean): Promise<void> {
+async function runOne(spec: RlSpec | SftSpec | PretrainSpec, out: string, force: boolean): Promise<void> {
   const dir = path.resolve(out);
   if (fs.existsSync(dir)) {
     if (!force) throw new UsageError(`${out} exists (use --force to replace it)`);
@@ -127,6 +129,37 @@ export function register(program: Command): void {
         saveEvery: int(o.saveEvery as string, '--save-every'), saveDtype,
         ...(o.klCoef !== undefined ? { klCoef: num(o.klCoef as string, '--kl-coef', 0) } : {}),
         ...(o.mask ? { maskFile: path.resolve(o.mask as string) } : {}),
+      };
+      await runOne(spec, o.out as string, o.force === true);
+    });
+
+  lab.command('pretrain')
+    .description('pretrain a lab model from scratch (answers corrupted with --corrupt probability, so RL has signal); writes a bf16 checkpoint')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--task <mix>', 'pretraining mixture', 'add1x1,sub1x1,mul1x1,add2x1,sub2x1')
+    .option('--layers <n>', 'decoder layers', String(DEFAULT_LAB_CONFIG.numLayers))
+    .option('--hidden <n>', 'hidden size', String(DEFAULT_LAB_CONFIG.hiddenSize))
+    .option('--intermediate <n>', 'SwiGLU width', String(DEFAULT_LAB_CONFIG.intermediateSize))
+    .option('--heads <n>', 'query heads', String(DEFAULT_LAB_CONFIG.numHeads))
+    .option('--kv-heads <n>', 'key/value heads', String(DEFAULT_LAB_CONFIG.numKvHeads))
+    .option('--steps <n>', 'steps', '400')
+    .option('--batch <n>', 'batch size', '64')
+    .option('--lr <x>', 'peak learning rate (warmup 20, cosine)', '3e-3')
+    .option('--corrupt <p>', 'fraction of answers with one digit replaced', '0.3')
+    .option('--seed <n>', 'seed', '1')
+    .option('--force', 'replace --out')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const hidden = int(o.hidden as string, '--hidden', 2), heads = int(o.heads as string, '--heads', 1), kv = int(o.kvHeads as string, '--kv-heads', 1);
+      if (hidden % heads !== 0 || (hidden / heads) % 2 !== 0) throw new UsageError('--hidden must be a multiple of --heads with an even head dimension');
+      if (heads % kv !== 0) throw new UsageError('--heads must be a multiple of --kv-heads');
+      const config = {
+        ...DEFAULT_LAB_CONFIG, vocabSize: VOCAB_SIZE, bosTokenId: BOS, eosTokenId: EOS, hiddenSize: hidden, numHeads: heads, numKvHeads: kv, headDim: hidden / heads,
+        numLayers: int(o.layers as string, '--layers', 1), intermediateSize: int(o.intermediate as string, '--intermediate', 1),
+      };
+      const spec: PretrainSpec = {
+        kind: 'pretrain', name: 'x', config, seed: int(o.seed as string, '--seed'), mixture: checkMixture(o.task as string),
+        steps: int(o.steps as string, '--steps', 1), batchSize: int(o.batch as string, '--batch', 1), lr: num(o.lr as string, '--lr', 0, 1), warmup: 20,
+        corruptProb: num(o.corrupt as string, '--corrupt', 0, 1),
       };
       await runOne(spec, o.out as string, o.force === true);
     });
