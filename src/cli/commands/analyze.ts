@@ -23,6 +23,7 @@ export function register(program: Command): void {
       if (o.json) { process.stdout.write(JSON.stringify(r, null, 2) + '\n'); return; }
       const lines = r.stages.map((s) => `${s.name.padEnd(10)} ${s.skipped ? `skipped: ${s.skipped}` : s.files.filter((f) => f.endsWith('.json')).join(', ')}`);
       lines.push(`wrote ${r.files.length} files to ${o.out} (manifest.json lists inputs, parameters and files)`);
+      if (r.report) lines.push(`report: ${r.report}`);
       process.stdout.write(lines.join('\n') + '\n');
     });
 }

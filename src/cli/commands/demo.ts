@@ -13,13 +13,16 @@ export function register(program: Command): void {
     .description(`Analyse the small checkpoints shipped with rlvr-lens (base, SFT, RL runs, checkpoints over training, an intervened base) and write an interactive report (default folder ./${DEFAULT_DEMO_OUT}/)`)
     .option('--out <dir>', 'output folder', DEFAULT_DEMO_OUT)
     .option('--threads <n>', 'worker threads (default: 2)')
+    .option('-k, --rank <k>', 'rank k for principal weights and subspaces (default 16: the demo matrices are 64–128 wide)')
     .option('--quiet', 'print only the report path')
-    .action(async (o: { out: string; threads?: string; quiet?: boolean }) => {
+    .action(async (o: { out: string; threads?: string; rank?: string; quiet?: boolean }) => {
+      const k = o.rank === undefined ? undefined : Number(o.rank);
+      if (k !== undefined && (!Number.isInteger(k) || k < 1)) throw new UsageError(`--rank must be a positive integer, got ${JSON.stringify(o.rank)}`);
       const threads = o.threads === undefined ? Math.min(2, os.cpus().length) : Number(o.threads);
       if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, got ${JSON.stringify(o.threads)}`);
       const t0 = Date.now();
       const say = (m: string): void => { if (!o.quiet) process.stderr.write(`rlvr-lens demo: ${m}\n`); };
-      const r = await runDemo({ out: o.out, threads, onEvent: say });
+      const r = await runDemo({ out: o.out, threads, ...(k !== undefined ? { k } : {}), onEvent: say });
       if (!o.quiet) {
         process.stdout.write(`demo checkpoints: ${r.set.source}\n`);
         for (const l of r.summary) process.stdout.write(`${l}\n`);

@@ -171,8 +171,15 @@ export interface DemoOptions {
   threads?: number;
   /** Decomposition cache (analyze's default when undefined; null: none). */
   cacheDir?: string | null;
+  /** Rank k for M_princ and the spectral probes. Default DEMO_RANK: the lab's matrices are
+   * 64–128 wide, so the global default k = 64 would be (nearly) full rank and make the
+   * rank-k reconstruction equal W0 itself (M_princ = top |W0|). */
+  k?: number;
   onEvent?: (msg: string) => void;
 }
+
+/** Rank used by the demo on the lab's small matrices (the lab's own tables use the same). */
+export const DEMO_RANK = 16;
 
 /**
  * `rlvr-lens analyze` on the demo set (every stage; the RL runs' intermediate checkpoints as
@@ -186,7 +193,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   ensureDir(o.out);
   const { analyze } = await import('../../run/analyze.js');
   say(`analyze: base + ${set.tuned.length} tuned models${set.checkpoints.length ? `, ${set.checkpoints.length} checkpoints` : ''}`);
-  await analyze(set.base, set.tuned.map((t) => t.path), o.out, { threads, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}) }, {
+  await analyze(set.base, set.tuned.map((t) => t.path), o.out, { threads, k: o.k ?? DEMO_RANK, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}) }, {
     checkpoints: set.checkpoints.map((c) => c.path),
     log: (m) => { if (m.startsWith('stage ')) say(m); },
   });
