@@ -10,7 +10,7 @@ import { exactSVD, reconstruct } from '../src/linalg/index.js';
 import { isLinearWeight, parseTensorName } from '../src/model/names.js';
 import { BitMask } from '../src/probes/mask.js';
 import { Rng } from '../src/util/random.js';
-import { fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, runCli } from './helpers.js';
 
 const QWEN2 = fixture('interventions', 'qwen2-tiny');
 
@@ -189,22 +189,11 @@ test('default scorers (src/probes/principal.ts): M_low exact, M_princ = exact-SV
 });
 
 test('CLI: masks prints per-module fractions; bad kind is one line, exit 2', async () => {
-  const { main } = await import('../src/cli/main.js');
   const dir = tempDir();
-  const writes: string[] = [];
-  const o = process.stdout.write.bind(process.stdout), e = process.stderr.write.bind(process.stderr);
-  const saved = process.exitCode;
-  process.exitCode = undefined;
-  (process.stdout as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
-  (process.stderr as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
-  let c1: number, c2: number;
-  try {
-    c1 = await main(['node', 'rlvr-lens', 'masks', '--base', QWEN2, '--kind', 'low', '--layers', '1', '--modules', 'q,v', '--out', path.join(dir, 'm.safetensors'), '--quiet']);
-    c2 = await main(['node', 'rlvr-lens', 'masks', '--base', QWEN2, '--kind', 'lowest', '--out', path.join(dir, 'x.safetensors')]);
-  } finally {
-    (process.stdout as { write: unknown }).write = o; (process.stderr as { write: unknown }).write = e;
-    process.exitCode = saved;
-  }
+  const r1 = await runCli(['masks', '--base', QWEN2, '--kind', 'low', '--layers', '1', '--modules', 'q,v', '--out', path.join(dir, 'm.safetensors'), '--quiet']);
+  const r2 = await runCli(['masks', '--base', QWEN2, '--kind', 'lowest', '--out', path.join(dir, 'x.safetensors')]);
+  const c1 = r1.code, c2 = r2.code;
+  const writes = [r1.out, r2.out];
   assert.equal(c1, 0);
   const text = writes.join('');
   assert.match(text, /low mask, α=0\.5/);

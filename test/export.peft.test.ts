@@ -10,7 +10,7 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import { writeCheckpointFiles } from '../src/io/writer.js';
 import { exactSVD } from '../src/linalg/index.js';
 import { Rng } from '../src/util/random.js';
-import { fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, runCli } from './helpers.js';
 
 const QWEN2 = fixture('interventions', 'qwen2-tiny');
 
@@ -191,22 +191,11 @@ test('bad input: clear errors, nothing written', async () => {
 });
 
 test('CLI: adapter prints the merge check; a rank larger than the matrix is one line, exit 2', async () => {
-  const { main } = await import('../src/cli/main.js');
   const dir = tempDir();
-  const writes: string[] = [];
-  const o = process.stdout.write.bind(process.stdout), e = process.stderr.write.bind(process.stderr);
-  const saved = process.exitCode;
-  process.exitCode = undefined;
-  (process.stdout as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
-  (process.stderr as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
-  let c1: number, c2: number;
-  try {
-    c1 = await main(['node', 'rlvr-lens', 'adapter', '--base', QWEN2, '--init', 'pissa', '--rank', '2', '--targets', 'o_proj', '--layers', '0', '--out', path.join(dir, 'a'), '--quiet', '--no-cache']);
-    c2 = await main(['node', 'rlvr-lens', 'adapter', '--base', QWEN2, '--init', 'milora', '--rank', '65', '--targets', 'q_proj', '--out', path.join(dir, 'b')]);
-  } finally {
-    (process.stdout as { write: unknown }).write = o; (process.stderr as { write: unknown }).write = e;
-    process.exitCode = saved;
-  }
+  const r1 = await runCli(['adapter', '--base', QWEN2, '--init', 'pissa', '--rank', '2', '--targets', 'o_proj', '--layers', '0', '--out', path.join(dir, 'a'), '--quiet', '--no-cache']);
+  const r2 = await runCli(['adapter', '--base', QWEN2, '--init', 'milora', '--rank', '65', '--targets', 'q_proj', '--out', path.join(dir, 'b')]);
+  const c1 = r1.code, c2 = r2.code;
+  const writes = [r1.out, r2.out];
   assert.equal(c1, 0);
   const text = writes.join('');
   assert.match(text, /pissa adapter, r=2, lora_alpha=2 \(scale 1\), 1 modules/);

@@ -36,3 +36,22 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Runs the real CLI in a child process (the built dist/ when tests run from dist/, the
+ * sources through tsx otherwise). Tests never capture process.stdout in-process: that would
+ * also swallow the test reporter's own output.
+ */
+export async function runCli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string; out: string }> {
+  const { spawn } = await import('node:child_process');
+  const fromTs = fileURLToPath(import.meta.url).endsWith('.ts');
+  const entry = fromTs ? ['--import', 'tsx', path.join(repoRoot(), 'src', 'cli', 'main.ts')] : [path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js')];
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...entry, ...args], { cwd: repoRoot(), env: { ...process.env, RLVR_DEBUG: '' } });
+    let stdout = '', stderr = '', out = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; out += d; });
+    p.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; out += d; });
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, out }));
+  });
+}

@@ -9,9 +9,8 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import { intervene, parseLayerList } from '../src/interventions/intervene.js';
 import { drawRotations, orthogonalityError } from '../src/interventions/rotate.js';
 import { inversePermutation } from '../src/interventions/permute.js';
-import { main } from '../src/cli/main.js';
 import { FIXTURES, QWEN3_TINY, generateTinyCheckpoint } from './interventions.fixture-gen.js';
-import { fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, runCli } from './helpers.js';
 
 const QWEN2 = fixture('interventions', 'qwen2-tiny');
 const QWEN3 = fixture('interventions', 'qwen3-tiny');
@@ -222,23 +221,10 @@ test('bad input: clear errors, nothing written', async () => {
 test('CLI: intervene prints the verification table; errors are one line, exit 2', async () => {
   const dir = tempDir();
   const out = path.join(dir, 'cli');
-  const writes: string[] = [];
-  const orig = process.stdout.write.bind(process.stdout);
-  const origErr = process.stderr.write.bind(process.stderr);
-  (process.stdout as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
-  (process.stderr as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
-  let code: number, code2: number;
-  // main() reports process.exitCode, which the test runner sets when another test failed.
-  const savedExit = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    code = await main(['node', 'rlvr-lens', 'intervene', '--base', QWEN2, '--rotate-vo', '1', '--permute-heads', '2', '--seed', '3', '--out', out, '--quiet']);
-    code2 = await main(['node', 'rlvr-lens', 'intervene', '--base', QWEN2, '--rotate-vo', '9', '--seed', '3', '--out', path.join(dir, 'x')]);
-  } finally {
-    (process.stdout as { write: unknown }).write = orig;
-    (process.stderr as { write: unknown }).write = origErr;
-    process.exitCode = savedExit;
-  }
+  const r1 = await runCli(['intervene', '--base', QWEN2, '--rotate-vo', '1', '--permute-heads', '2', '--seed', '3', '--out', out, '--quiet']);
+  const r2 = await runCli(['intervene', '--base', QWEN2, '--rotate-vo', '9', '--seed', '3', '--out', path.join(dir, 'x')]);
+  const code = r1.code, code2 = r2.code;
+  const writes = [r1.out, r2.out];
   assert.equal(code, 0);
   assert.match(writes.join(''), /rotate V\/O \(haar\)/);
   assert.match(writes.join(''), /permute kv \[1,0\]/);

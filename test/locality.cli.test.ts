@@ -1,14 +1,12 @@
 /**
- * The locality / dynamics / figure commands end to end on the committed fixtures. Kept as
- * the only test in its file: it captures process.stdout while the CLI runs, which would
- * also swallow the test reporter's lines for other tests running meanwhile.
+ * The locality / dynamics / figure commands end to end on the committed fixtures, run as a
+ * child process (runCli).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { main } from '../src/cli/main.js';
-import { fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, runCli } from './helpers.js';
 
 const BASE = fixture('locality', 'base');
 const RUNS = ['a', 'b', 'c'].map((r) => fixture('locality', 'runs', `run-${r}`));
@@ -17,21 +15,8 @@ const Q1 = 'model.layers.1.self_attn.q_proj.weight';
 const close = (a: number, b: number, msg = ''): void => assert.ok(Math.abs(a - b) <= 1e-12, `${msg} ${a} vs ${b}`);
 
 async function cli(args: string[]): Promise<{ code: number; out: string }> {
-  const writes: string[] = [];
-  const orig = process.stdout.write.bind(process.stdout);
-  const origErr = process.stderr.write.bind(process.stderr);
-  (process.stdout as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
-  (process.stderr as { write: unknown }).write = (s: string): boolean => { writes.push(String(s)); return true; };
-  const savedExit = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    const code = await main(['node', 'rlvr-lens', ...args]);
-    return { code, out: writes.join('') };
-  } finally {
-    (process.stdout as { write: unknown }).write = orig;
-    (process.stderr as { write: unknown }).write = origErr;
-    process.exitCode = savedExit;
-  }
+  const r = await runCli(args);
+  return { code: r.code, out: r.out };
 }
 
 test('CLI: locality, dynamics and figure write JSON, tables and PNG figures; bad input is one line, exit 2', async () => {

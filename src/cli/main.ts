@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { RlvrError } from '../errors.js';
 import { printable } from '../io/printable.js';
 import { VERSION } from '../version.js';
-import { COMMANDS } from './commands/index.js';
+import { loadCommands } from './commands/index.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -21,7 +21,7 @@ export async function main(argv: string[]): Promise<number> {
     // Usage errors carry the tool's name like every other error line.
     .configureOutput({ outputError: (str, write) => write(`rlvr-lens: ${str}`) })
     .exitOverride();
-  for (const register of COMMANDS) register(program);
+  for (const register of await loadCommands(argv)) register(program);
   try {
     await program.parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);

@@ -1,41 +1,39 @@
-/** Registry of subcommands: add one import and one entry per command module. */
+/**
+ * Registry of subcommands: one loader per command module, each exporting `register(program)`.
+ * Modules are imported lazily: `rlvr-lens sparsity ...` loads only the sparsity command (not
+ * onnxruntime, the canvas or the lab), which keeps start-up cheap for I/O-bound probes.
+ * Help, version and unknown commands load them all.
+ */
 import type { Command } from 'commander';
-import { register as synth } from './synth.js';
-import { register as sparsity } from './sparsity.js';
-import { register as inspect } from './inspect.js';
-import { register as intervene } from './intervene.js';
-import { register as adapter } from './adapter.js';
-import { register as masks } from './masks.js';
-import { register as lab } from './lab.js';
-import { register as kl } from './kl.js';
-import { register as report } from './report.js';
-import { register as demo } from './demo.js';
-import { register as locality } from './locality.js';
-import { register as dynamics } from './dynamics.js';
-import { register as figure } from './figure.js';
-import { register as spectrum } from './spectrum.js';
-import { register as principal } from './principal.js';
-import { register as merge } from './merge.js';
-import { register as analyze } from './analyze.js';
 
 export type RegisterCommand = (program: Command) => void;
+type Loader = () => Promise<{ register: RegisterCommand }>;
 
-export const COMMANDS: RegisterCommand[] = [
-  synth,
-  sparsity,
-  inspect,
-  intervene,
-  adapter,
-  masks,
-  lab,
-  kl,
-  report,
-  demo,
-  locality,
-  dynamics,
-  figure,
-  spectrum,
-  principal,
-  merge,
-  analyze,
-];
+export const COMMAND_LOADERS: Readonly<Record<string, Loader>> = {
+  synth: () => import('./synth.js'),
+  sparsity: () => import('./sparsity.js'),
+  inspect: () => import('./inspect.js'),
+  intervene: () => import('./intervene.js'),
+  adapter: () => import('./adapter.js'),
+  masks: () => import('./masks.js'),
+  lab: () => import('./lab.js'),
+  kl: () => import('./kl.js'),
+  report: () => import('./report.js'),
+  demo: () => import('./demo.js'),
+  locality: () => import('./locality.js'),
+  dynamics: () => import('./dynamics.js'),
+  figure: () => import('./figure.js'),
+  spectrum: () => import('./spectrum.js'),
+  principal: () => import('./principal.js'),
+  merge: () => import('./merge.js'),
+  analyze: () => import('./analyze.js'),
+};
+
+/** The register functions needed to parse `argv` (process.argv layout): only the named
+ * command's when the first argument names one, else all of them, in the order above. */
+export async function loadCommands(argv: readonly string[]): Promise<RegisterCommand[]> {
+  const first = argv[2];
+  const names = first !== undefined && Object.hasOwn(COMMAND_LOADERS, first) ? [first] : Object.keys(COMMAND_LOADERS);
+  const mods = await Promise.all(names.map((n) => COMMAND_LOADERS[n]!()));
+  return mods.map((m) => m.register);
+}
