@@ -1,5 +1,6 @@
 /** Sparse-RL masks: densities, safe = M_low ∪ ¬M_princ entry by entry, random-like-safe counts, file format, bad input. */
 import { test } from 'node:test';
+import { DEFAULT_SOLVER, baseDecompositionKey } from '../src/run/geometry.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -177,10 +178,7 @@ test('default scorers (src/probes/principal.ts): M_low exact, M_princ = exact-SV
   const cache = new DecompositionCache(path.join(dir, 'cache'));
   const U = { rows, cols: 1, data: new Float64Array(rows) }, V = { rows: cols, cols: 1, data: new Float64Array(cols) };
   U.data[0] = 1; V.data[0] = 1;
-  cache.put({
-    tensorSha256: sha256(src.readBytes(name)), name, dtype: 'BF16', shape: [rows, cols], k: 1, method: 'randomized-subspace-iteration-rayleigh-ritz',
-    settings: { oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, backend: await linalgBackend(), threads: 1 },
-  }, { U, S: Float64Array.of(5), V, basis: null, sigmaNext: null, info: { iterations: 0, residual: 0, angleErrorBound: 0, converged: true, method: 'planted' } });
+  cache.put(baseDecompositionKey(name, src.readBytes(name), 'BF16', [rows, cols], 1, false, { ...DEFAULT_SOLVER, backend: await linalgBackend(), threads: 1 }), { U, S: Float64Array.of(5), V, basis: null, sigmaNext: null, info: { iterations: 0, residual: 0, angleErrorBound: 0, converged: true, method: 'planted' } });
   const sc = defaultMaskScorers({ cacheDir: path.join(dir, 'cache') });
   const planted = await sc.principal(name, src.readFloat32(name), rows, cols, 1 / (rows * cols), 1, { dtype: 'BF16', bytes: src.readBytes(name) });
   assert.deepEqual([planted.count(), planted.get(0)], [1, true]);

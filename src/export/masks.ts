@@ -31,7 +31,8 @@ import { type ModuleKind, compareTensorNames, isLinearWeight, parseTensorName } 
 import { linalgBackend } from '../linalg/index.js';
 import { BitMask } from '../probes/mask.js';
 import { effectiveK, lowMagnitudeMask, principalMask } from '../probes/principal.js';
-import { DecompositionCache, defaultCacheDir, sha256 } from '../run/cache.js';
+import { DecompositionCache, defaultCacheDir } from '../run/cache.js';
+import { DEFAULT_SOLVER, baseDecompositionKey } from '../run/geometry.js';
 import { Rng } from '../util/random.js';
 import { VERSION } from '../version.js';
 import { type RawTensor, moduleSeed } from './peft.js';
@@ -63,11 +64,8 @@ export function defaultMaskScorers(o: { cacheDir?: string | null; threads?: numb
       if (raw && cache.dir !== null) {
         backend ??= await linalgBackend();
         const k = effectiveK(rank, rows, cols);
-        const dec = cache.get({
-          tensorSha256: sha256(raw.bytes), name, dtype: raw.dtype, shape: [rows, cols], k,
-          method: 'randomized-subspace-iteration-rayleigh-ritz',
-          settings: { oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, backend, threads },
-        });
+        // The key the geometry pass (analyze / principal with default solver settings) wrote.
+        const dec = cache.get(baseDecompositionKey(name, raw.bytes, raw.dtype, [rows, cols], k, false, { ...DEFAULT_SOLVER, backend, threads }));
         if (dec) return principalMask(W0, k, alpha, { svd: dec, threads });
       }
       return principalMask(W0, rank, alpha, { threads });

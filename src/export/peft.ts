@@ -48,7 +48,8 @@ import { exactSVD, linalgBackend, matmul64, symmetricEigen, topKSVD } from '../l
 import type { Mat64 } from '../linalg/index.js';
 import { compareTensorNames, isLinearWeight, parseTensorName } from '../model/names.js';
 import { envelope, toJson } from '../report/output.js';
-import { DecompositionCache, defaultCacheDir, sha256 } from '../run/cache.js';
+import { DecompositionCache, defaultCacheDir } from '../run/cache.js';
+import { DEFAULT_SOLVER, baseDecompositionKey } from '../run/geometry.js';
 import { Rng } from '../util/random.js';
 import { VERSION } from '../version.js';
 
@@ -186,10 +187,8 @@ async function decomposeWeight(
   const threads = opts.threads ?? 1;
   const cache = new DecompositionCache(opts.cacheDir === undefined ? defaultCacheDir() : opts.cacheDir);
   if (cache.dir !== null && raw) {
-    const dec = cache.get({
-      tensorSha256: sha256(raw.bytes), name, dtype: raw.dtype, shape: [m, n], k: r, method: 'randomized-subspace-iteration-rayleigh-ritz',
-      settings: { oversample: 16, tol: 1e-6, angleTol: 0.01, maxIter: 300, seed: 0, backend: await linalgBackend(), threads },
-    });
+    // The key the geometry pass (analyze / spectrum with k = r, default solver settings) wrote.
+    const dec = cache.get(baseDecompositionKey(name, raw.bytes, raw.dtype, [m, n], r, false, { ...DEFAULT_SOLVER, backend: await linalgBackend(), threads }));
     if (dec) return { U: dec.U, S: dec.S, V: dec.V, method: `${dec.info.method} (cached, residual ${dec.info.residual.toExponential(2)})` };
   }
   const f = await topKSVD({ rows: m, cols: n, data: Float32Array.from(w) }, r, { seed: 0, threads });
