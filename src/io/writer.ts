@@ -35,15 +35,20 @@ export function ensureDir(dir: string): void {
   }
 }
 
-/** Writes `data` to `dest` atomically (temp file + fsync + rename). */
-export function writeFileAtomic(dest: string, data: string | Uint8Array): void {
+/**
+ * Runs `write(put)` against a temp file next to `dest`, then fsyncs and renames it over
+ * `dest`. On any failure the temp file is removed and `dest` is untouched.
+ */
+function writeAtomically(dest: string, write: (put: (b: Uint8Array) => void) => void): void {
   const tmp = tmpName(dest);
   let fd: number | null = null;
   try {
     fd = fs.openSync(tmp, 'w');
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < buf.byteLength) off += fs.writeSync(fd, buf, off, buf.byteLength - off);
+    const out = fd;
+    write((b) => {
+      let off = 0;
+      while (off < b.byteLength) off += fs.writeSync(out, b, off, b.byteLength - off);
+    });
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = null;
@@ -53,6 +58,11 @@ export function writeFileAtomic(dest: string, data: string | Uint8Array): void {
     removeQuietly(tmp);
     throw asWriteError(e, dest);
   }
+}
+
+/** Writes `data` to `dest` atomically (temp file + fsync + rename). */
+export function writeFileAtomic(dest: string, data: string | Uint8Array): void {
+  writeAtomically(dest, (put) => put(typeof data === 'string' ? Buffer.from(data, 'utf8') : data));
 }
 
 /** A tensor to write: either its bytes, or a producer that fills them chunk by chunk. */
@@ -107,31 +117,16 @@ export function safetensorsHeader(tensors: readonly TensorToWrite[], metadata?: 
  * peak memory is one tensor. Tensors are written in the given order.
  */
 export function writeSafetensors(dest: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): void {
-  const tmp = tmpName(dest);
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(tmp, 'w');
-    const writeAll = (b: Uint8Array): void => {
-      let off = 0;
-      while (off < b.byteLength) off += fs.writeSync(fd!, b, off, b.byteLength - off);
-    };
-    writeAll(safetensorsHeader(tensors, metadata));
+  writeAtomically(dest, (put) => {
+    put(safetensorsHeader(tensors, metadata));
     for (const t of tensors) {
       const bytes = typeof t.data === 'function' ? t.data() : t.data;
       if (bytes.byteLength !== byteLength(t)) {
         throw new RlvrError(`tensor ${t.name}: ${bytes.byteLength} bytes given, ${t.dtype}${JSON.stringify(t.shape)} needs ${byteLength(t)}`, { file: dest, code: 'E_WRITE_SIZE' });
       }
-      writeAll(bytes);
+      put(bytes);
     }
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, dest);
-  } catch (e) {
-    if (fd !== null) try { fs.closeSync(fd); } catch { /* ignore */ }
-    removeQuietly(tmp);
-    throw asWriteError(e, dest);
-  }
+  });
 }
 
 /**
