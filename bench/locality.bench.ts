@@ -23,40 +23,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureSyntheticSet } from '../src/synth/generate.js';
 import { defaultThreads } from '../src/run/pool.js';
+import { type Timing, must, repeat } from './timing.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
 const cliMain = path.join(here, '..', 'src', 'cli', isTs ? 'main.ts' : 'main.js');
 const FRACTIONS = [0.3, 0.35, 0.4, 0.45, 0.5];
-
-/** CPU seconds (user + system) of waited-for children, from /proc (Linux); NaN elsewhere. */
-function childrenCpu(): number {
-  try {
-    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, USER_HZ = 100
-  } catch { return NaN; }
-}
-
-interface Timing { min: number; max: number; cpu: number }
-
-/** Min and max wall time of n runs after a warm-up, and the min CPU time (user + sys, threads included). */
-function repeat(n: number, fn: () => void): Timing {
-  fn(); // warm-up (page cache)
-  const ts: number[] = [], cs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const c0 = childrenCpu();
-    const t = process.hrtime.bigint();
-    fn();
-    ts.push(Number(process.hrtime.bigint() - t) / 1e9);
-    cs.push(childrenCpu() - c0);
-  }
-  return { min: Math.min(...ts), max: Math.max(...ts), cpu: Math.min(...cs) };
-}
-
-function must(r: ReturnType<typeof spawnSync>, what: string): void {
-  if (r.status !== 0) throw new Error(`${what} failed (${r.status}): ${String(r.stderr).slice(0, 500)}`);
-}
 
 function href(p: string): string { return new URL(`file://${path.resolve(p)}`).href; }
 

@@ -23,39 +23,11 @@ import { fileURLToPath } from 'node:url';
 import { updateSparsity } from '../src/probes/sparsity.js';
 import { ensureSyntheticSet } from '../src/synth/generate.js';
 import { defaultThreads } from '../src/run/pool.js';
+import { type Timing, must, repeat } from './timing.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
 const cliMain = path.join(here, '..', 'src', 'cli', isTs ? 'main.ts' : 'main.js');
-
-/** CPU seconds (user + system) of waited-for children, from /proc (Linux); NaN elsewhere. */
-function childrenCpu(): number {
-  try {
-    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, USER_HZ = 100
-  } catch { return NaN; }
-}
-
-interface Timing { min: number; max: number; cpu: number }
-
-/** Min and max wall time of n runs after a warm-up, and the min CPU time (user + sys). */
-function repeat(n: number, fn: () => void): Timing {
-  fn(); // warm-up (page cache, JIT caches)
-  const ts: number[] = [], cs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const c0 = childrenCpu();
-    const t = process.hrtime.bigint();
-    fn();
-    ts.push(Number(process.hrtime.bigint() - t) / 1e9);
-    cs.push(childrenCpu() - c0);
-  }
-  return { min: Math.min(...ts), max: Math.max(...ts), cpu: Math.min(...cs) };
-}
-
-function must(r: ReturnType<typeof spawnSync>, what: string): void {
-  if (r.status !== 0) throw new Error(`${what} failed (${r.status}): ${String(r.stderr).slice(0, 500)}`);
-}
 
 /** Runs the CLI in a fresh process; returns its peak RSS in bytes. */
 function runProbe(base: string, tuned: string, threads: number): number {

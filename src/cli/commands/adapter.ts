@@ -7,17 +7,14 @@ import { UsageError } from '../../errors.js';
 import { type AdapterInit, ADAPTER_INITS, buildAdapter } from '../../export/peft.js';
 import { envelope, toJson, toText } from '../../report/output.js';
 import { createProgress } from '../progress.js';
+import { parseNumberOption } from '../options.js';
 
 interface Opts {
   base: string; out: string; init: string; rank: string; alpha?: string; targets: string; layers?: string; seed: string;
   dropout: string; svd: string; residualOut?: string; threads: string; cache?: boolean; force?: boolean; json?: boolean; quiet?: boolean;
 }
 
-function num(v: string, what: string, integer: boolean): number {
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x))) throw new UsageError(`${what} must be ${integer ? 'an integer' : 'a number'}, not ${JSON.stringify(v)}`);
-  return x;
-}
+const num = parseNumberOption;
 
 export function register(program: Command): void {
   program

@@ -8,17 +8,14 @@ import { type MaskKind, MASK_KINDS, buildMasks } from '../../export/masks.js';
 import { MODULE_KINDS, type ModuleKind } from '../../model/names.js';
 import { envelope, toJson, toText } from '../../report/output.js';
 import { createProgress } from '../progress.js';
+import { parseNumberOption } from '../options.js';
 
 interface Opts {
   base: string; out: string; kind: string; alpha: string; rank: string; seed: string; layers?: string; modules?: string;
   threads: string; cache?: boolean; force?: boolean; json?: boolean; quiet?: boolean; perTensor?: boolean;
 }
 
-function num(v: string, what: string, integer: boolean): number {
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x))) throw new UsageError(`${what} must be ${integer ? 'an integer' : 'a number'}, not ${JSON.stringify(v)}`);
-  return x;
-}
+const num = parseNumberOption;
 
 export function register(program: Command): void {
   program
