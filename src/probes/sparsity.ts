@@ -458,6 +458,9 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
         worker: workerUrl('../run/sparsity-worker', import.meta.url),
         workerData: { base: base.root, tuned: tuned.map((t) => t.root), cfg },
         threads: useThreads,
+        // Results are small counts unless masks are wanted: then the window bounds the mask
+        // words in flight (~rangeElems/8 bytes per tuned model and task).
+        window: (o.onMask ? 4 : 32) * useThreads,
         local: (t) => compareRange(ctx, t),
         onResult,
       });
