@@ -22,8 +22,8 @@
 /** Bytes the kernel reserves at the start of its memory (the flag lives at 0). */
 export const KERNEL_SCRATCH = 64;
 
-// --- a tiny assembler ------------------------------------------------------------------
-function uleb(n: number): number[] {
+// --- a tiny assembler (also used by ./profile-kernel.ts) -------------------------------
+export function uleb(n: number): number[] {
   const out: number[] = [];
   do {
     let b = n & 0x7f;
@@ -33,7 +33,7 @@ function uleb(n: number): number[] {
   } while (n !== 0);
   return out;
 }
-function sleb(n: number): number[] {
+export function sleb(n: number): number[] {
   const out: number[] = [];
   for (;;) {
     const b = n & 0x7f;
@@ -42,24 +42,24 @@ function sleb(n: number): number[] {
     out.push(b | 0x80);
   }
 }
-function section(id: number, body: number[]): number[] { return [id, ...uleb(body.length), ...body]; }
-function vec(items: number[][]): number[] { return [...uleb(items.length), ...items.flat()]; }
-function str(s: string): number[] { return [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]; }
+export function section(id: number, body: number[]): number[] { return [id, ...uleb(body.length), ...body]; }
+export function vec(items: number[][]): number[] { return [...uleb(items.length), ...items.flat()]; }
+export function str(s: string): number[] { return [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]; }
 
-const I32 = 0x7f, V128 = 0x7b;
+export const I32 = 0x7f, V128 = 0x7b;
 // core opcodes
-const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
-const I32_CONST = 0x41, I32_ADD = 0x6a, I32_SUB = 0x6b, I32_OR = 0x72, I32_SHL = 0x74, I32_POPCNT = 0x69, I32_EQZ = 0x45;
-const I32_STORE = 0x36, BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b, VOID = 0x40;
+export const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
+export const I32_CONST = 0x41, I32_ADD = 0x6a, I32_SUB = 0x6b, I32_OR = 0x72, I32_SHL = 0x74, I32_POPCNT = 0x69, I32_EQZ = 0x45;
+export const I32_STORE = 0x36, BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b, VOID = 0x40;
 // SIMD opcodes (prefix 0xfd + LEB128)
-const simd = (op: number): number[] => [0xfd, ...uleb(op)];
-const V128_LOAD = (offset: number): number[] => [...simd(0x00), 4, ...uleb(offset)];
-const V128_CONST_I16 = (v: number): number[] => [...simd(0x0c), ...Array.from({ length: 8 }, () => [v & 0xff, (v >>> 8) & 0xff]).flat()];
-const I16X8_EQ = simd(0x2d), I16X8_NE = simd(0x2e), V128_AND = simd(0x4e), V128_OR = simd(0x50);
-const V128_ANY_TRUE = simd(0x53), I8X16_BITMASK = simd(0x64), I8X16_NARROW_I16X8_S = simd(0x65);
-const I16X8_MAX_U = simd(0x99), I16X8_SUB = simd(0x91), I32X4_ADD = simd(0xae);
+export const simd = (op: number): number[] => [0xfd, ...uleb(op)];
+export const V128_LOAD = (offset: number): number[] => [...simd(0x00), 4, ...uleb(offset)];
+export const V128_CONST_I16 = (v: number): number[] => [...simd(0x0c), ...Array.from({ length: 8 }, () => [v & 0xff, (v >>> 8) & 0xff]).flat()];
+export const I16X8_EQ = simd(0x2d), I16X8_NE = simd(0x2e), V128_AND = simd(0x4e), V128_OR = simd(0x50);
+export const V128_ANY_TRUE = simd(0x53), I8X16_BITMASK = simd(0x64), I8X16_NARROW_I16X8_S = simd(0x65);
+export const I16X8_MAX_U = simd(0x99), I16X8_SUB = simd(0x91), I32X4_ADD = simd(0xae);
 const I32X4_EXTADD_PAIRWISE_I16X8_U = simd(0x7f);
-const I32X4_EXTRACT_LANE = (lane: number): number[] => [...simd(0x1b), lane];
+export const I32X4_EXTRACT_LANE = (lane: number): number[] => [...simd(0x1b), lane];
 const SELECT = 0x1b, I32_LT_U = 0x49, F64 = 0x7c;
 const V128_CONST_I32 = (v: number): number[] => [...simd(0x0c), ...Array.from({ length: 4 }, () => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]).flat()];
 const I8X16_SHUFFLE = (lanes: number[]): number[] => [...simd(0x0d), ...lanes];
@@ -260,14 +260,14 @@ function countFunctionBody(): number[] {
 
 // The project compiles without the DOM lib, whose types declare WebAssembly; the few
 // members used here are typed locally.
-interface WasmMemory { readonly buffer: ArrayBuffer }
-interface WasmApi {
+export interface WasmMemory { readonly buffer: ArrayBuffer }
+export interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
   Memory: new (d: { initial: number }) => WasmMemory;
 }
-const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+export const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 let compiled: object | null | undefined;
 /** The compiled module, or null where WebAssembly SIMD is unavailable (JS fallback). */

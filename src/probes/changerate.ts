@@ -77,11 +77,21 @@ function group(acc: ChangeRateAccumulator, key: string): { total: Float64Array; 
   return g;
 }
 
-/** Adds one tensor: its base bytes and the R update masks against it. */
-export function accumulateChangeRate(acc: ChangeRateAccumulator, kind: ModuleKind, baseBytes: Uint8Array, dtype: DType, masks: readonly BitMask[]): void {
-  if (masks.length !== acc.runs) throw new RangeError(`accumulateChangeRate: ${masks.length} masks for ${acc.runs} runs`);
+/** One tensor's counts per binade slot (what a worker sends back; added with `addChangeRateSlots`). */
+export interface ChangeRateSlots {
+  total: Float64Array;
+  changed: Float64Array[];
+  nonFinite: number;
+}
+
+function emptySlots(runs: number): ChangeRateSlots {
+  return { total: new Float64Array(SLOTS), changed: Array.from({ length: runs }, () => new Float64Array(SLOTS)), nonFinite: 0 };
+}
+
+/** A tensor's binade counts from its base bytes and the R update masks against it. */
+export function changeRateSlotsFromMasks(baseBytes: Uint8Array, dtype: DType, masks: readonly BitMask[]): ChangeRateSlots {
   const slots = binadeSlots(baseBytes, dtype);
-  const local = { total: new Float64Array(SLOTS), changed: masks.map(() => new Float64Array(SLOTS)), nonFinite: 0 };
+  const local = emptySlots(masks.length);
   for (let i = 0; i < slots.length; i++) {
     const s = slots[i]!;
     if (s < 0) local.nonFinite++; else local.total[s]!++;
@@ -98,6 +108,31 @@ export function accumulateChangeRate(acc: ChangeRateAccumulator, kind: ModuleKin
       }
     }
   });
+  return local;
+}
+
+/**
+ * A bf16/f16 tensor's binade counts from histograms over the 15-bit magnitude pattern (sign
+ * dropped): `total[m]` entries and `changed[r][m]` entries changed by run r. Equal to
+ * `changeRateSlotsFromMasks` on the same tensor, without a per-entry pass.
+ */
+export function changeRateSlotsFromPatterns(dtype: 'BF16' | 'F16', total: ArrayLike<number>, changed: readonly ArrayLike<number>[]): ChangeRateSlots {
+  const t = magnitudeTable(dtype);
+  const local = emptySlots(changed.length);
+  for (let m = 0; m < t.length; m++) {
+    const n = total[m]!;
+    if (n === 0) continue;
+    const s = t[m]!;
+    if (s < 0) { local.nonFinite += n; continue; }
+    local.total[s]! += n;
+    for (let r = 0; r < changed.length; r++) local.changed[r]![s]! += changed[r]![m]!;
+  }
+  return local;
+}
+
+/** Adds one tensor's binade counts to its module kind's group and to 'all'. */
+export function addChangeRateSlots(acc: ChangeRateAccumulator, kind: ModuleKind, local: ChangeRateSlots): void {
+  if (local.changed.length !== acc.runs) throw new RangeError(`addChangeRateSlots: ${local.changed.length} runs for ${acc.runs}`);
   for (const key of [kind, 'all']) {
     const g = group(acc, key);
     for (let s = 0; s < SLOTS; s++) g.total[s]! += local.total[s]!;
@@ -106,28 +141,18 @@ export function accumulateChangeRate(acc: ChangeRateAccumulator, kind: ModuleKin
   }
 }
 
-/**
- * Adds one bf16/f16 tensor from histograms over the 15-bit magnitude pattern (sign
- * dropped): `total[m]` entries and `changed[r][m]` entries changed by run r. Equivalent to
- * `accumulateChangeRate` on the same tensor, without a per-entry pass (the locality probe
- * builds these histograms once for both its magnitude bins and this).
- */
+/** Adds one tensor: its base bytes and the R update masks against it. */
+export function accumulateChangeRate(acc: ChangeRateAccumulator, kind: ModuleKind, baseBytes: Uint8Array, dtype: DType, masks: readonly BitMask[]): void {
+  if (masks.length !== acc.runs) throw new RangeError(`accumulateChangeRate: ${masks.length} masks for ${acc.runs} runs`);
+  addChangeRateSlots(acc, kind, changeRateSlotsFromMasks(baseBytes, dtype, masks));
+}
+
+/** Adds one bf16/f16 tensor from its pattern histograms (see `changeRateSlotsFromPatterns`). */
 export function accumulateChangeRatePatterns(
   acc: ChangeRateAccumulator, kind: ModuleKind, dtype: 'BF16' | 'F16', total: ArrayLike<number>, changed: readonly ArrayLike<number>[],
 ): void {
   if (changed.length !== acc.runs) throw new RangeError(`accumulateChangeRatePatterns: ${changed.length} histograms for ${acc.runs} runs`);
-  const t = magnitudeTable(dtype);
-  for (const key of [kind, 'all']) {
-    const g = group(acc, key);
-    for (let m = 0; m < t.length; m++) {
-      const n = total[m]!;
-      if (n === 0) continue;
-      const s = t[m]!;
-      if (s < 0) { g.nonFinite += n; continue; }
-      g.total[s]! += n;
-      for (let r = 0; r < acc.runs; r++) g.changed[r]![s]! += changed[r]![m]!;
-    }
-  }
+  addChangeRateSlots(acc, kind, changeRateSlotsFromPatterns(dtype, total, changed));
 }
 
 export interface ChangeRateRow {

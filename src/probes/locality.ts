@@ -31,9 +31,9 @@ import { BitMask, popcount32 } from './mask.js';
 import { magnitudeBins } from './magnitude.js';
 import { type SparsityDoc, updateSparsity } from './sparsity.js';
 import { DEFAULT_PROBE, type MaskStats, type ProbeOptions, markChanged } from './update.js';
-import {
-  type ChangeRateAccumulator, type ChangeRateResult, accumulateChangeRate, accumulateChangeRatePatterns, finishChangeRate, newChangeRateAccumulator,
-} from './changerate.js';
+import { type ChangeRateAccumulator, type ChangeRateResult, addChangeRateSlots, finishChangeRate, newChangeRateAccumulator } from './changerate.js';
+import { type ProfileRequest, type TensorProfile, summarizeTensor } from './locality-tensor.js';
+import { forEachPatternPosition } from './profile-kernel.js';
 
 export const LOCALITY_FORMULAS = {
   jaccard: 'J(A,B) = |A∩B| / |A∪B| (undefined, reported null, when both masks are empty)',
@@ -211,14 +211,25 @@ export interface MagnitudeProfile {
  * the change rate per binade (`accumulateChangeRatePatterns`).
  */
 export function bf16MagnitudeProfile(bytes: Uint8Array, masks: readonly BitMask[], numBins: number): MagnitudeProfile {
+  const h = u16View(bytes);
+  const pc = bf16PatternCounts(h, masks);
+  return { ...magnitudeProfileFromPatterns(h, masks, pc.total, pc.changed, numBins), consensusHistogram: pc.consensus };
+}
+
+function u16View(bytes: Uint8Array): Uint16Array {
   const src = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
-  const h = new Uint16Array(src.buffer, src.byteOffset, src.byteLength >>> 1);
-  const n = h.length;
+  return new Uint16Array(src.buffer, src.byteOffset, src.byteLength >>> 1);
+}
+
+/**
+ * Histograms over the raw 15-bit pattern of a bf16 tensor: entries per pattern and changed
+ * entries per pattern per run (one JS pass per 8 runs; see patternKernel), plus the
+ * consensus histogram when R ≤ 8. (The locality pass gets the same counts from the fused
+ * WebAssembly kernel of ./profile-kernel.ts instead.)
+ */
+export function bf16PatternCounts(h: Uint16Array, masks: readonly BitMask[]): { total: Uint32Array; changed: Uint32Array[]; consensus?: number[] } {
   const K = 32768;
   const R = masks.length;
-  // Histograms over the raw 15-bit pattern, up to 8 runs per pass (see patternKernel);
-  // NaN patterns (> 0x7f80) are merged into 0x7fff afterwards, which is where magnitudeBins
-  // ranks them (last, by index).
   const total = new Uint32Array(K);
   const changed = masks.map(() => new Uint32Array(K));
   let consensus: number[] | undefined;
@@ -229,6 +240,21 @@ export function bf16MagnitudeProfile(bytes: Uint8Array, masks: readonly BitMask[
     group.forEach((_, j) => { const c = changed[g + j]!; for (let m = 0; m < K; m++) c[m] = out.hist[m * L + j]!; });
     if (R <= 8) consensus = Array.from(out.consensus);
   }
+  return { total, changed, consensus };
+}
+
+/**
+ * The equal-count |W0| bins from a bf16 tensor's pattern histograms (`total`, `changed`;
+ * NaN patterns > 0x7f80 are merged into 0x7fff IN PLACE, which is where magnitudeBins ranks
+ * them: last, by index). Patterns whose entries straddle a bin boundary are split by an
+ * index-order walk over the base (`h`) and the masks.
+ */
+export function magnitudeProfileFromPatterns(
+  h: Uint16Array, masks: readonly BitMask[], total: Uint32Array, changed: Uint32Array[], numBins: number,
+): Omit<MagnitudeProfile, 'consensusHistogram'> {
+  const n = h.length;
+  const K = 32768;
+  const R = masks.length;
   for (let m = 0x7f81; m < 0x7fff; m++) {
     if (total[m] === 0) continue;
     total[0x7fff]! += total[m]!; total[m] = 0;
@@ -269,7 +295,12 @@ export function bf16MagnitudeProfile(bytes: Uint8Array, masks: readonly BitMask[
     // Flat per-bin counts (bin·(R+1) + r for runs, + R for entries) filled by the kernel.
     const pb = new Float64Array(numBins * (R + 1));
     const countedN = new Float64Array(S), countedC = new Float64Array(S * R);
-    straddleKernel(R)(h, masks.map((m) => m.words), sid, cur, nextCut, strad.map((x) => x.b1), strad.map((x) => x.s), pb, countedN, countedC, firstRankOf);
+    const table = new Uint8Array(K);
+    for (let m = 0; m < K; m++) table[m] = sid[m]! >= 0 ? 1 : 0;
+    const state = new Float64Array(1 + S);
+    state[0] = S;
+    const kernel = straddleKernel(R), words = masks.map((m) => m.words), lastBin = strad.map((x) => x.b1), start = strad.map((x) => x.s);
+    forEachPatternPosition(h, table, 0, (pos, np) => kernel(h, words, pos, np, state, sid, cur, nextCut, lastBin, start, pb, countedN, countedC, firstRankOf));
     for (let b = 0; b < numBins; b++) {
       binSize[b]! += pb[b * (R + 1) + R]!;
       for (let r = 0; r < R; r++) perBin[r]![b]! += pb[b * (R + 1) + r]!;
@@ -279,7 +310,7 @@ export function bf16MagnitudeProfile(bytes: Uint8Array, masks: readonly BitMask[
       for (let r = 0; r < R; r++) perBin[r]![x.b1]! += changed[r]![x.m]! - countedC[j * R + r]!;
     });
   }
-  return { binSize, perBin, patternTotal: total, patternChanged: changed, consensusHistogram: consensus };
+  return { binSize, perBin, patternTotal: total, patternChanged: changed };
 }
 
 type PatternKernel = (h: Uint16Array, words: readonly Uint32Array[], total: Uint32Array) => { hist: Uint32Array; consensus: Float64Array };
@@ -320,17 +351,20 @@ function patternKernel(L: number): PatternKernel {
 }
 
 type StraddleKernel = (
-  h: Uint16Array, words: readonly Uint32Array[], sid: Int32Array, cur: Int32Array, nextCut: Float64Array,
-  lastBin: readonly number[], start: readonly number[], pb: Float64Array, countedN: Float64Array, countedC: Float64Array,
-  firstRankOf: (b: number) => number,
-) => void;
+  h: Uint16Array, words: readonly Uint32Array[], pos: Int32Array, np: number, state: Float64Array, sid: Int32Array, cur: Int32Array,
+  nextCut: Float64Array, lastBin: readonly number[], start: readonly number[], pb: Float64Array, countedN: Float64Array,
+  countedC: Float64Array, firstRankOf: (b: number) => number,
+) => boolean;
 const straddleKernels = new Map<number, StraddleKernel>();
 
 /**
- * The index-order walk over straddling patterns (see bf16MagnitudeProfile), lanes unrolled
- * per run count R like patternKernel: each straddler entry before its pattern's last bin
- * boundary is counted into its bin (pb[bin·(R+1) + r] per run, + R for entries); once a
- * pattern reaches its last bin it is dropped (sid = −1) and its remainder is added from totals.
+ * The index-order walk over straddling patterns (see magnitudeProfileFromPatterns), lanes
+ * unrolled per run count R like patternKernel, over the positions `pos[0..np)` of straddler
+ * entries (ascending; found by `forEachPatternPosition`): each straddler entry before its
+ * pattern's last bin boundary is counted into its bin (pb[bin·(R+1) + r] per run, + R for
+ * entries); once a pattern reaches its last bin it is dropped (sid = −1) and its remainder is
+ * added from totals. state = [straddlers still active, then per straddler: entries seen].
+ * Returns whether any straddler is still active.
  */
 function straddleKernel(R: number): StraddleKernel {
   if (!Number.isInteger(R) || R < 1 || R > 255) throw new RangeError('straddleKernel: 1..255 runs');
@@ -339,19 +373,18 @@ function straddleKernel(R: number): StraddleKernel {
   const lanes = Array.from({ length: Math.min(R, 8) }, (_, r) => r);
   const unrolled = R <= 8;
   const body = `
-    const n = h.length, S = cur.length;
-    const seen = new Float64Array(S);
     ${unrolled ? lanes.map((r) => `const W${r} = words[${r}];`).join(' ') : ''}
-    let active = S;
-    for (let i = 0; i < n && active > 0; i++) {
+    let active = state[0];
+    for (let q = 0; q < np && active > 0; q++) {
+      const i = pos[q];
       const j = sid[h[i] & 0x7fff];
       if (j < 0) continue;
-      const o = seen[j]++;
+      const o = state[1 + j]++;
       if (o === nextCut[j]) {
         const nb = ++cur[j];
         if (nb === lastBin[j]) {
           const m = h[i] & 0x7fff;
-          if (m > 0x7f80) { for (let q = 0x7f81; q < 0x8000; q++) if (sid[q] === j) sid[q] = -1; } else sid[m] = -1;
+          if (m > 0x7f80) { for (let q2 = 0x7f81; q2 < 0x8000; q2++) if (sid[q2] === j) sid[q2] = -1; } else sid[m] = -1;
           active--;
           continue;
         }
@@ -364,8 +397,10 @@ function straddleKernel(R: number): StraddleKernel {
       ${unrolled
     ? lanes.map((r) => `{ const bit = (W${r}[w] >>> sh) & 1; pb[base + ${r}] += bit; countedC[j * ${R} + ${r}] += bit; }`).join('\n      ')
     : `for (let r = 0; r < ${R}; r++) { const bit = (words[r][w] >>> sh) & 1; pb[base + r] += bit; countedC[j * ${R} + r] += bit; }`}
-    }`;
-  k = new Function('h', 'words', 'sid', 'cur', 'nextCut', 'lastBin', 'start', 'pb', 'countedN', 'countedC', 'firstRankOf', body) as StraddleKernel;
+    }
+    state[0] = active;
+    return active > 0;`;
+  k = new Function('h', 'words', 'pos', 'np', 'state', 'sid', 'cur', 'nextCut', 'lastBin', 'start', 'pb', 'countedN', 'countedC', 'firstRankOf', body) as StraddleKernel;
   straddleKernels.set(R, k);
   return k;
 }
@@ -479,18 +514,23 @@ export interface TensorLocality {
 
 /**
  * Locality summary of one tensor from its R masks and (optionally) the magnitude bins of
- * its base weight. Pure; `counts` may be passed when already computed.
+ * its base weight. Pure; `counts` (per-entry consensus counts) or `joint` (entries per run
+ * mask, index m with bit r = changed by run r, as the fused kernel counts them) may be
+ * passed when already computed: `joint` gives the changed counts, every |A∩B| and the
+ * consensus histogram without touching the masks again.
  */
 export function tensorLocality(
   name: string, masks: readonly BitMask[],
   bins: Uint8Array | { binSize: ArrayLike<number>; perBin: readonly ArrayLike<number>[]; consensusHistogram?: number[] } | null, numBins: number,
-  nonFinite: readonly number[] = masks.map(() => 0), counts?: Uint8Array,
+  nonFinite: readonly number[] = masks.map(() => 0), counts?: Uint8Array, joint?: Float64Array,
 ): TensorLocality {
   const R = masks.length;
   const parsed = parseTensorName(name);
   const shape = [...masks[0]!.shape];
   const numel = masks[0]!.length;
-  const changed = masks.map((m) => m.count());
+  if (joint && joint.length !== 1 << R) throw new RangeError(`tensorLocality: joint counts for ${Math.log2(joint.length)} runs, ${R} masks`);
+  const jointSum = (bits: number): number => { let c = 0; for (let m = 0; m < joint!.length; m++) if ((m & bits) === bits) c += joint![m]!; return c; };
+  const changed = joint ? masks.map((_, r) => jointSum(1 << r)) : masks.map((m) => m.count());
   const density = changed.map((c) => (numel === 0 ? 0 : c / numel));
   const sizes = bins === null ? null : bins instanceof Uint8Array ? binSizes(bins, numBins) : bins.binSize;
   const perBin = bins === null ? null : bins instanceof Uint8Array ? masks.map((m) => changedPerBin(m, bins, numBins)) : bins.perBin;
@@ -499,7 +539,7 @@ export function tensorLocality(
   for (let r = 0; r < R; r++) {
     J[r]![r] = changed[r]! === 0 ? NaN : 1;
     for (let s = r + 1; s < R; s++) {
-      const inter = masks[r]!.andCount(masks[s]!);
+      const inter = joint ? jointSum((1 << r) | (1 << s)) : masks[r]!.andCount(masks[s]!);
       const union = changed[r]! + changed[s]! - inter;
       J[r]![s] = J[s]![r] = union === 0 ? NaN : inter / union;
       const p = density[r]!, q = density[s]!;
@@ -512,7 +552,7 @@ export function tensorLocality(
     }
   }
   const given = bins !== null && !(bins instanceof Uint8Array) ? bins.consensusHistogram : undefined;
-  const hist = counts ? consensusHistogram(counts, R) : given ?? consensusHistogramOf(masks);
+  const hist = counts ? consensusHistogram(counts, R) : joint ? jointHistogram(joint, R) : given ?? consensusHistogramOf(masks);
   const m = summarizePairs(pairs);
   return {
     name, layer: parsed.layer, kind: parsed.kind, shape, numel, changed, density, jaccard: J, pairs,
@@ -522,6 +562,13 @@ export function tensorLocality(
     allRunsExpected: density.reduce((a, b) => a * b, 1),
     nonFinite: [...nonFinite],
   };
+}
+
+/** hist[k] = entries changed by exactly k runs, from entries per run mask. */
+function jointHistogram(joint: Float64Array, R: number): number[] {
+  const h = new Array<number>(R + 1).fill(0);
+  for (let m = 0; m < joint.length; m++) h[popcount32(m)]! += joint[m]!;
+  return h;
 }
 
 /** Means over pairs of pooled J and baselines (see LOCALITY_FORMULAS.mean). */
@@ -756,24 +803,19 @@ class LocalityAccumulator {
     this.cr = newChangeRateAccumulator(R);
   }
 
+  /** The request for a tensor: its bins, and its consensus image if one was asked for. */
+  request(name: string): ProfileRequest {
+    return { numBins: this.o.numBins, image: this.o.consensusFor?.(name) ? this.o.consensusMaxSize : null };
+  }
+
   add(name: string, baseBytes: Uint8Array, dtype: DType, masks: BitMask[], nonFinite: number[]): void {
-    const kind = parseTensorName(name).kind;
-    if (dtype === 'BF16' && masks[0]!.length > 0) {
-      // Fast path: pattern histograms give both the magnitude bins and the binade rates.
-      const prof = bf16MagnitudeProfile(baseBytes, masks, this.o.numBins);
-      this.tensors.push(tensorLocality(name, masks, prof, this.o.numBins, nonFinite));
-      accumulateChangeRatePatterns(this.cr, kind, 'BF16', prof.patternTotal, prof.patternChanged);
-    } else {
-      const bins = masks[0]!.length > 0 ? magnitudeBins(baseBytes, dtype, this.o.numBins) : null;
-      this.tensors.push(tensorLocality(name, masks, bins, this.o.numBins, nonFinite));
-      accumulateChangeRate(this.cr, kind, baseBytes, dtype, masks);
-    }
-    if (this.o.consensusFor?.(name)) {
-      const counts = consensusCounts(masks);
-      const [rows, cols] = matrixShape(masks[0]!.shape);
-      const max = this.o.consensusMaxSize > 0 ? this.o.consensusMaxSize : Math.min(MAX_IMAGE_SIDE, Math.max(rows, cols));
-      this.consensus.push({ name, runs: this.R, grid: poolGrid(rows, cols, counts, max, max, 1 / this.R) });
-    }
+    this.addProfile(name, summarizeTensor(name, dtype, baseBytes, masks, nonFinite, this.request(name)));
+  }
+
+  addProfile(name: string, p: TensorProfile): void {
+    this.tensors.push(p.tensor);
+    addChangeRateSlots(this.cr, p.tensor.kind, p.changeRate);
+    if (p.image) this.consensus.push({ name, runs: this.R, grid: p.image });
   }
 
   finish(baseSpec: string, tunedSpecs: readonly string[], incomplete: string[], sparsity: SparsityDoc | null): LocalityResult {
@@ -812,10 +854,11 @@ export function runLocality(base: TensorSource, tuned: readonly TensorSource[], 
 
 /**
  * The locality probe over checkpoint specs through the sparsity probe's single-read pass
- * (worker threads; also yields the sparsity document). Each checkpoint is read from disk
- * once; the base tensor is read again for its magnitude bins and binades right after its
- * masks arrive (the same bytes were just read: a page-cache hit, not a second disk pass).
- * Tensors some run lacks are skipped and listed in `incomplete`.
+ * (worker threads; also yields the sparsity document). Each checkpoint is read once: every
+ * analysed tensor is one task that reads the base and the R tuned tensors, builds the masks
+ * and profiles them in the same thread (./locality-engine.ts; the fused WebAssembly kernel
+ * for bf16), so only per-tensor summaries reach this thread. Tensors some run lacks are
+ * skipped and listed in `incomplete`.
  */
 export async function runLocalityPass(baseSpec: string, tunedSpecs: readonly string[], options: Partial<LocalityOptions> = {}): Promise<LocalityResult> {
   const o: LocalityOptions = { ...DEFAULT_LOCALITY, ...options };
@@ -826,15 +869,21 @@ export async function runLocalityPass(baseSpec: string, tunedSpecs: readonly str
     const acc = new LocalityAccumulator(tunedSpecs.length, o);
     let done = 0;
     const filter = o.fullSparsity ? undefined : (n: string): boolean => names.has(n);
-    const pass = await forEachTensorMasks(baseSpec, tunedSpecs, { probe: o.probe, threads: o.threads, filter }, (name, masks) => {
-      if (!names.has(name)) return;
-      acc.add(name, base.readBytes(name), base.info(name).dtype, masks, masks.map(() => 0));
-      o.onTensor?.(name, done++, names.size);
+    const profiled = new Set<string>();
+    const sparsity = await updateSparsity(baseSpec, tunedSpecs, {
+      probe: o.probe, threads: o.threads, filter,
+      profile: {
+        request: (name) => (names.has(name) ? acc.request(name) : null),
+        onProfile: (name, p) => {
+          profiled.add(name);
+          acc.addProfile(name, p);
+          o.onTensor?.(name, done++, names.size);
+        },
+      },
     });
-    // Non-finite counts per run come from the sparsity records of the same pass.
-    const recs = new Map(pass.sparsity.tensors.map((t) => [t.name, t]));
-    for (const t of acc.tensors) t.nonFinite = recs.get(t.name)?.results.map((r) => r?.nonFinite ?? 0) ?? t.nonFinite;
-    return acc.finish(baseSpec, tunedSpecs, pass.incomplete.filter((n) => names.has(n)), pass.sparsity);
+    // Tensors some run lacks (paired by only some tuned models) are listed, not analysed.
+    const incomplete = sparsity.tensors.map((t) => t.name).filter((n) => names.has(n) && !profiled.has(n));
+    return acc.finish(baseSpec, tunedSpecs, incomplete, sparsity);
   } finally {
     base.close();
   }

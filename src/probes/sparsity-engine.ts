@@ -8,6 +8,7 @@
  */
 import type { TensorSource } from '../io/checkpoint.js';
 import { ITEMSIZE } from '../io/dtype.js';
+import type { ProfileRequest, TensorProfile } from './locality-tensor.js';
 import { popcount32 } from './mask.js';
 import { ChunkScratch, type ProbeOptions, chunkWords, countNonFinite } from './update.js';
 
@@ -25,6 +26,8 @@ export interface RangeTask {
   end: number;
   tuned: number[];
   wantMask: boolean;
+  /** Whole-tensor locality task (see ./locality-engine.ts): also profile the tensor's masks. */
+  profile?: ProfileRequest;
 }
 
 export interface TunedRangeCounts {
@@ -52,6 +55,8 @@ export interface RangeResult {
   nanBase: number;
   infBase: number;
   tuned: TunedRangeCounts[];
+  /** The tensor's locality profile (profile tasks only). */
+  profile?: TensorProfile;
 }
 
 /** Per-thread state: the scratch buffers and the opened checkpoints. */

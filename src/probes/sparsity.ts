@@ -36,7 +36,9 @@ import { type Pairing, pairTensors } from '../run/pair.js';
 import { defaultThreads, runOrdered, workerUrl } from '../run/pool.js';
 import { type ShardSpec, selectShard } from '../run/shard.js';
 import { BitMask } from './mask.js';
-import { type EngineConfig, type RangeResult, type RangeTask, compareRange, createScratch } from './sparsity-engine.js';
+import { runRangeTask } from './locality-engine.js';
+import type { ProfileRequest, TensorProfile } from './locality-tensor.js';
+import { type EngineConfig, type RangeResult, type RangeTask, createScratch } from './sparsity-engine.js';
 import { DEFAULT_PROBE, type ProbeOptions } from './update.js';
 
 // ---------------------------------------------------------------------------------------
@@ -335,6 +337,13 @@ export interface SparsityOptions {
   chunkElems?: number;
   /** Entries per parallel task (large tensors are split; default 2^24). */
   rangeElems?: number;
+  /**
+   * Locality profiles from the same read (../probes/locality-engine.ts): each tensor for which
+   * `request` returns a request, and that every tuned model pairs, is one whole-tensor task
+   * whose masks are profiled where they are read; `onProfile` gets the profile in tensor order.
+   * `onMask` is not called for those tensors (their masks stay in the thread that read them).
+   */
+  profile?: { request: (name: string) => ProfileRequest | null; onProfile: (name: string, p: TensorProfile) => void };
   /** Start a worker only per this many bytes of work (default 64 MiB): starting one costs
    * ~0.1 s of CPU, more than small inputs take to compare. 0 always uses `threads`. */
   minBytesPerThread?: number;
@@ -386,6 +395,11 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
       const info = base.info(it.name);
       const tl = pairedIn.get(it.name)!.sort((a, b) => a - b);
       totalBytes += info.byteLength + tl.reduce((a, ti) => a + tuned[ti]!.info(it.name).byteLength, 0);
+      const req = o.profile && tl.length === tuned.length ? o.profile.request(it.name) : null;
+      if (req) {
+        tasks.push({ name: it.name, start: 0, end: info.numel, tuned: tl, wantMask: false, profile: req });
+        continue;
+      }
       for (let s = 0; s < Math.max(1, info.numel); s += rangeElems) {
         tasks.push({ name: it.name, start: s, end: Math.min(info.numel, s + rangeElems), tuned: tl, wantMask: !!o.onMask });
       }
@@ -405,7 +419,7 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
             results: tunedSpecs.map(() => null),
           },
           tuned: r.tuned.map((t) => t.tuned),
-          masks: r.tuned.map(() => (o.onMask ? new BitMask(info.shape) : null)),
+          masks: r.tuned.map(() => (o.onMask && !r.profile ? new BitMask(info.shape) : null)),
         };
         for (const t of r.tuned) {
           acc.rec.results[t.tuned] = {
@@ -442,7 +456,8 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
           res.bf16VisibleSparsity = a.rec.numel > 0 ? res.bf16VisibleUnchanged / a.rec.numel : NaN;
         }
         records.push(a.rec);
-        if (o.onMask) a.tuned.forEach((t, k) => o.onMask!(t, a.rec.name, a.masks[k]!));
+        if (r.profile) o.profile!.onProfile(r.name, r.profile);
+        else if (o.onMask) a.tuned.forEach((t, k) => o.onMask!(t, a.rec.name, a.masks[k]!));
         acc = null;
       }
     };
@@ -451,7 +466,7 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
     const perThread = o.minBytesPerThread ?? 64 * 2 ** 20;
     const useThreads = perThread > 0 ? Math.min(threads, Math.max(1, Math.floor(totalBytes / perThread))) : threads;
     if (useThreads <= 1 || tasks.length <= 1) {
-      tasks.forEach((t, i) => onResult(i, compareRange(ctx, t)));
+      tasks.forEach((t, i) => onResult(i, runRangeTask(ctx, t)));
     } else {
       // the main thread works too: threads − 1 workers
       await runOrdered<RangeTask, RangeResult>(tasks, {
@@ -461,7 +476,7 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
         // Results are small counts unless masks are wanted: then the window bounds the mask
         // words in flight (~rangeElems/8 bytes per tuned model and task).
         window: (o.onMask ? 4 : 32) * useThreads,
-        local: (t) => compareRange(ctx, t),
+        local: (t) => runRangeTask(ctx, t),
         onResult,
       });
     }

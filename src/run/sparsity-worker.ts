@@ -1,9 +1,11 @@
 /**
  * Worker thread of the sparsity probe: opens its own copies of the checkpoints (file
- * descriptors are per thread) and runs `compareRange` on each task it is sent.
+ * descriptors are per thread) and runs each task it is sent (`runRangeTask`: a range
+ * compare, or a whole-tensor locality profile).
  */
 import { openCheckpoint } from '../io/checkpoint.js';
-import { type EngineConfig, type RangeResult, type RangeTask, compareRange, createScratch } from '../probes/sparsity-engine.js';
+import { type EngineConfig, type EngineContext, type RangeResult, type RangeTask, createScratch } from '../probes/sparsity-engine.js';
+import { runRangeTask } from '../probes/locality-engine.js';
 import { serveTasks } from './pool.js';
 
 export interface SparsityWorkerData {
@@ -12,14 +14,15 @@ export interface SparsityWorkerData {
   cfg: EngineConfig;
 }
 
-let ctx: Parameters<typeof compareRange>[0] | null = null;
+let ctx: EngineContext | null = null;
 
 serveTasks<RangeTask, RangeResult>((task, data) => {
   if (!ctx) {
     const d = data as SparsityWorkerData;
     ctx = { scratch: createScratch(d.cfg), base: openCheckpoint(d.base), tuned: d.tuned.map((t) => openCheckpoint(t)), cfg: d.cfg };
   }
-  const result = compareRange(ctx, task);
+  const result = runRangeTask(ctx, task);
   const transfer = result.tuned.flatMap((t) => (t.words ? [t.words.buffer as ArrayBuffer] : []));
+  if (result.profile?.image) transfer.push(result.profile.image.values.buffer as ArrayBuffer);
   return { result, transfer };
 });

@@ -1,0 +1,309 @@
+/**
+ * The locality probe's fused kernel (WebAssembly SIMD, assembled here like ./bf16-kernel.ts):
+ * one pass over a chunk of a bf16 base tensor and the same chunk of R bf16 tuned tensors
+ * (R ≤ 8) that both
+ *   - writes the R update masks (the bitwise η fast path, exactly `diff` of bf16-kernel.ts:
+ *     bits differ and not both ±0) and the NaN/Inf superset flag, and
+ *   - counts every entry into a joint histogram over (15-bit magnitude pattern of w0, run
+ *     mask), the run mask being the R bits "changed by run r".
+ * Everything the locality probe needs per tensor follows from that histogram with no further
+ * per-entry pass: the pattern histograms behind the equal-count |W0| bins and the per-binade
+ * change rates, each run's changed count, every pairwise |A∩B|, and the consensus histogram
+ * (entries changed by exactly k runs). The per-entry work is two SIMD ops per run plus one
+ * scalar increment, so the accounting costs about as much as one more compare.
+ *
+ * `prof(a, groups, out, stride, hist, t0 … t{R-1})`: for `groups` blocks of 32 entries at byte
+ * offsets a (base) and t_r (run r): the mask word of run r for block g goes to
+ * out + r·stride + 4g; hist[(pattern << R) | runmask] (u32 cells at `hist`) is incremented
+ * per entry. At address 0 it stores the NaN/Inf flag (as `diff`), at 16 and 32 the lane-wise
+ * max and min of the 15-bit patterns seen (so callers scan only that key range).
+ */
+import {
+  BLOCK, BR, BR_IF, END, I16X8_EQ, I16X8_MAX_U, I16X8_NE, I32, I32X4_EXTRACT_LANE, I32_ADD, I32_CONST, I32_EQZ, I32_OR, I32_SHL,
+  I32_STORE, I32_SUB, I8X16_BITMASK, I8X16_NARROW_I16X8_S, KERNEL_SCRATCH, LOCAL_GET, LOCAL_SET, LOCAL_TEE, LOOP, V128, V128_AND,
+  V128_ANY_TRUE, V128_CONST_I16, V128_LOAD, V128_OR, VOID, Wasm, type WasmMemory, section, simd, sleb, str, uleb, vec,
+} from './bf16-kernel.js';
+
+const I32_LOAD = 0x28, I32_MUL = 0x6c;
+const V128_STORE = (offset: number): number[] => [...simd(0x0b), 4, ...uleb(offset)];
+const I16X8_MIN_U = simd(0x97);
+const I32X4_EXTEND_LOW_I16X8_U = simd(0xa9), I32X4_EXTEND_HIGH_I16X8_U = simd(0xaa), I32X4_SHL = simd(0xab);
+
+/** Largest run count the fused kernel takes (the run mask is one byte; the histogram 2^R cells per pattern). */
+export const PROFILE_MAX_RUNS = 8;
+const PATTERNS = 1 << 15;
+
+/** Module bytes of the fused kernel for R runs (export `prof`, memory imported as `e.m`). */
+export function profileModuleBytes(R: number): Uint8Array {
+  if (!Number.isInteger(R) || R < 1 || R > PROFILE_MAX_RUNS) throw new RangeError(`profile kernel: 1..${PROFILE_MAX_RUNS} runs`);
+  const A = 0, N = 1, OUT = 2, STRIDE = 3, HIST = 4, T = 5;
+  const P = T + R;
+  const O = P, ADDR = P + R; // i32 locals: per-run output pointers, address temp
+  const V = ADDR + 1; // v128 locals
+  const X = V, Y = V + 4, C = V + 5, RM = V + 9, ACC = V + 13, KMAX = V + 14, KMIN = V + 15, LO = V + 16;
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  for (let r = 0; r < R; r++) emit(g(OUT), g(STRIDE), I32_CONST, ...sleb(r), I32_MUL, I32_ADD, LOCAL_SET, O + r);
+  emit(V128_CONST_I16(0xffff), LOCAL_SET, KMIN);
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(N), I32_EQZ, BR_IF, 1);
+  for (let k = 0; k < 4; k++) {
+    emit(g(A), V128_LOAD(16 * k), LOCAL_TEE, X + k, V128_CONST_I16(0x7fff), V128_AND, LOCAL_TEE, Y);
+    emit(g(KMAX), I16X8_MAX_U, LOCAL_SET, KMAX, g(KMIN), g(Y), I16X8_MIN_U, LOCAL_SET, KMIN);
+  }
+  for (let r = 0; r < R; r++) {
+    for (let k = 0; k < 4; k++) {
+      emit(g(T + r), V128_LOAD(16 * k), LOCAL_SET, Y);
+      // changed = (x != y) & ((x | y) != 0x8000), as in bf16-kernel's diff
+      emit(g(X + k), g(Y), I16X8_NE, g(X + k), g(Y), V128_OR, LOCAL_TEE, Y, V128_CONST_I16(0x8000), I16X8_NE, V128_AND, LOCAL_SET, C + k);
+      emit(g(ACC), g(Y), V128_CONST_I16(0x7f80), V128_AND, I16X8_MAX_U, LOCAL_SET, ACC);
+      if (r === 0) emit(g(C + k), V128_CONST_I16(1), V128_AND, LOCAL_SET, RM + k);
+      else emit(g(RM + k), g(C + k), V128_CONST_I16(1 << r), V128_AND, V128_OR, LOCAL_SET, RM + k);
+    }
+    emit(g(O + r));
+    emit(g(C), g(C + 1), I8X16_NARROW_I16X8_S, I8X16_BITMASK);
+    emit(g(C + 2), g(C + 3), I8X16_NARROW_I16X8_S, I8X16_BITMASK, I32_CONST, 16, I32_SHL, I32_OR);
+    emit(I32_STORE, 2, 0);
+    emit(g(O + r), I32_CONST, 4, I32_ADD, LOCAL_SET, O + r);
+    emit(g(T + r), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, T + r);
+  }
+  // hist[(pattern << R) | runmask]++ per entry; cell byte offsets (pattern << (R+2)) | (runmask << 2)
+  for (let k = 0; k < 4; k++) {
+    for (const [extend, half] of [[I32X4_EXTEND_LOW_I16X8_U, 0], [I32X4_EXTEND_HIGH_I16X8_U, 1]] as const) {
+      void half;
+      emit(g(X + k), V128_CONST_I16(0x7fff), V128_AND, extend, I32_CONST, ...sleb(R + 2), I32X4_SHL);
+      emit(g(RM + k), extend, I32_CONST, 2, I32X4_SHL, V128_OR, LOCAL_SET, LO);
+      for (let lane = 0; lane < 4; lane++) {
+        emit(g(HIST), g(LO), I32X4_EXTRACT_LANE(lane), I32_ADD, LOCAL_TEE, ADDR);
+        emit(g(ADDR), I32_LOAD, 2, 0, I32_CONST, 1, I32_ADD, I32_STORE, 2, 0);
+      }
+    }
+  }
+  emit(g(A), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, A);
+  emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
+  emit(BR, 0, END, END);
+  emit(I32_CONST, 0, g(ACC), V128_CONST_I16(0x7f80), I16X8_EQ, V128_ANY_TRUE, I32_STORE, 2, 0);
+  emit(I32_CONST, 0, g(KMAX), V128_STORE(16), I32_CONST, 0, g(KMIN), V128_STORE(32));
+  emit(END);
+  const body = [...vec([[R + 1, I32], [17, V128]]), ...code];
+  const params = Array.from({ length: P }, () => [I32]);
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([[0x60, ...vec(params), ...vec([])]])),
+    ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)]])),
+    ...section(3, vec([uleb(0)])),
+    ...section(7, vec([[...str('prof'), 0x00, ...uleb(0)]])),
+    ...section(10, vec([[...uleb(body.length), ...body]])),
+  ]);
+}
+
+const compiled = new Map<number, object | null>();
+function moduleFor(R: number): object | null {
+  if (!compiled.has(R)) {
+    let m: object | null = null;
+    try {
+      const bytes = profileModuleBytes(R);
+      m = Wasm.validate(bytes) ? new Wasm.Module(bytes) : null;
+    } catch {
+      m = null;
+    }
+    compiled.set(R, m);
+  }
+  return compiled.get(R) ?? null;
+}
+
+/** Whether the fused kernel can run for R runs here (WebAssembly SIMD present, R ≤ 8, not disabled). */
+export function profileKernelAvailable(R: number): boolean {
+  return R >= 1 && R <= PROFILE_MAX_RUNS && process.env.RLVR_NO_WASM !== '1' && moduleFor(R) !== null;
+}
+
+/** What the joint histogram of one tensor says (see the module comment). */
+export interface PatternCounts {
+  /** Entries per 15-bit magnitude pattern (sign dropped). */
+  total: Uint32Array;
+  /** Changed entries per pattern, per run. */
+  changed: Uint32Array[];
+  /** Entries per run mask (index m: bit r set = changed by run r). */
+  perRunMask: Float64Array;
+}
+
+/**
+ * One fused-kernel instance: its own memory holding a base chunk region, R tuned chunk
+ * regions (files are read straight into them), the mask words and the joint histogram.
+ * Use: per chunk, fill `baseRegion`/`tunedRegion(r)`, call `run(n)`, read `words(r, n)`;
+ * after a tensor's last chunk, `take()` returns its counts and clears the histogram.
+ */
+export class Bf16ProfileKernel {
+  readonly runs: number;
+  readonly maxElems: number;
+  private readonly memory: WasmMemory;
+  private readonly fn: (...args: number[]) => void;
+  private readonly offA: number;
+  private readonly offT: number[];
+  private readonly offW: number;
+  private readonly offH: number;
+  private readonly stride: number;
+  private kmin = PATTERNS;
+  private kmax = -1;
+  private padding = 0;
+
+  constructor(R: number, maxElems: number) {
+    const m = moduleFor(R);
+    if (!m || process.env.RLVR_NO_WASM === '1') throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
+    this.runs = R;
+    this.maxElems = Math.ceil(Math.max(32, maxElems) / 32) * 32;
+    const chunkBytes = this.maxElems * 2;
+    this.stride = this.maxElems / 8;
+    let top = KERNEL_SCRATCH;
+    const alloc = (bytes: number): number => { const off = top; top += Math.ceil(bytes / 64) * 64; return off; };
+    this.offA = alloc(chunkBytes);
+    this.offT = Array.from({ length: R }, () => alloc(chunkBytes));
+    this.offW = alloc(this.stride * R);
+    this.offH = alloc(PATTERNS * (1 << R) * 4);
+    this.memory = new Wasm.Memory({ initial: Math.ceil(top / 65536) });
+    this.fn = new Wasm.Instance(m, { e: { m: this.memory } }).exports.prof as (...args: number[]) => void;
+  }
+
+  baseRegion(bytes: number): Uint8Array { return new Uint8Array(this.memory.buffer, this.offA, bytes); }
+  tunedRegion(r: number, bytes: number): Uint8Array { return new Uint8Array(this.memory.buffer, this.offT[r]!, bytes); }
+
+  /** Compares and counts `n` entries (≤ maxElems) of the filled regions. */
+  run(n: number): void {
+    if (n <= 0) return;
+    if (n > this.maxElems) throw new RangeError('Bf16ProfileKernel.run: chunk too large');
+    const groups = Math.ceil(n / 32);
+    const padded = groups * 32;
+    if (padded !== n) {
+      // zero vs zero: unchanged, finite, pattern 0; those cells are taken back in take()
+      new Uint16Array(this.memory.buffer, this.offA, padded).fill(0, n);
+      for (const o of this.offT) new Uint16Array(this.memory.buffer, o, padded).fill(0, n);
+      this.padding += padded - n;
+    }
+    this.fn(this.offA, groups, this.offW, this.stride, this.offH, ...this.offT);
+    const s = new Uint16Array(this.memory.buffer, 16, 16);
+    for (let l = 0; l < 8; l++) {
+      if (s[l]! > this.kmax) this.kmax = s[l]!;
+      if (s[8 + l]! < this.kmin) this.kmin = s[8 + l]!;
+    }
+  }
+
+  /** Mask words of run r for the last `run(n)` (valid until the next call). */
+  words(r: number, n: number): Uint32Array {
+    return new Uint32Array(this.memory.buffer, this.offW + r * this.stride, Math.ceil(n / 32));
+  }
+
+  /** Did the last `run` see an all-ones exponent on either side (a superset test, as `diff`)? */
+  nonFiniteSeen(): boolean { return new Uint32Array(this.memory.buffer, 0, 1)[0] !== 0; }
+
+  /** The counts accumulated since the last take(), and a cleared histogram. */
+  take(): PatternCounts {
+    const R = this.runs, M = 1 << R;
+    const total = new Uint32Array(PATTERNS);
+    const changed = Array.from({ length: R }, () => new Uint32Array(PATTERNS));
+    const perRunMask = new Float64Array(M);
+    const h = new Uint32Array(this.memory.buffer, this.offH, PATTERNS * M);
+    if (this.padding > 0) { h[0]! -= this.padding; this.padding = 0; }
+    for (let key = this.kmin; key <= this.kmax; key++) {
+      const row = key * M;
+      let t = 0;
+      for (let m = 0; m < M; m++) {
+        const c = h[row + m]!;
+        if (c === 0) continue;
+        h[row + m] = 0;
+        t += c;
+        perRunMask[m]! += c;
+        for (let r = 0; r < R; r++) if ((m >>> r) & 1) changed[r]![key]! += c;
+      }
+      total[key] = t;
+    }
+    this.kmin = PATTERNS;
+    this.kmax = -1;
+    return { total, changed, perRunMask };
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Position scan: where do the patterns of a small set occur?
+// ---------------------------------------------------------------------------------------
+
+const SCAN_CHUNK = 1 << 18;
+const I32_LOAD8_U = 0x2d, I32_LOAD16_U = 0x2f, I32_AND = 0x71, I32_NE = 0x47;
+
+/**
+ * `scan(src, n, tab, out, first) → count`: for i < n, writes first + i to the next slot of
+ * `out` when tab[u16(src + 2i) & 0x7fff] is 1 (branch-free: it always stores and advances by
+ * the table byte). Returns the number of positions written.
+ */
+function scanModuleBytes(): Uint8Array {
+  const SRC = 0, N = 1, TAB = 2, OUT = 3, FIRST = 4, I = 5, C = 6;
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(I), g(N), I32_NE, I32_EQZ, BR_IF, 1);
+  emit(g(OUT), g(C), I32_CONST, 2, I32_SHL, I32_ADD, g(FIRST), g(I), I32_ADD, I32_STORE, 2, 0);
+  emit(g(C), g(TAB), g(SRC), g(I), I32_CONST, 1, I32_SHL, I32_ADD, I32_LOAD16_U, 1, 0, I32_CONST, ...sleb(0x7fff), I32_AND, I32_ADD, I32_LOAD8_U, 0, 0, I32_ADD, LOCAL_SET, C);
+  emit(g(I), I32_CONST, 1, I32_ADD, LOCAL_SET, I);
+  emit(BR, 0, END, END);
+  emit(g(C), END);
+  const body = [...vec([[2, I32]]), ...code];
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([[I32]])]])),
+    ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)]])),
+    ...section(3, vec([uleb(0)])),
+    ...section(7, vec([[...str('scan'), 0x00, ...uleb(0)]])),
+    ...section(10, vec([[...uleb(body.length), ...body]])),
+  ]);
+}
+
+interface Scanner { mem: WasmMemory; fn: (src: number, n: number, tab: number, out: number, first: number) => number }
+let scanner: Scanner | null | undefined;
+const TAB_OFF = KERNEL_SCRATCH, SRC_OFF = TAB_OFF + PATTERNS, OUT_OFF = SRC_OFF + SCAN_CHUNK * 2;
+
+function getScanner(): Scanner | null {
+  if (scanner === undefined) {
+    scanner = null;
+    if (process.env.RLVR_NO_WASM !== '1') {
+      try {
+        const bytes = scanModuleBytes();
+        if (Wasm.validate(bytes)) {
+          const mem = new Wasm.Memory({ initial: Math.ceil((OUT_OFF + SCAN_CHUNK * 4) / 65536) });
+          const fn = new Wasm.Instance(new Wasm.Module(bytes), { e: { m: mem } }).exports.scan as Scanner['fn'];
+          scanner = { mem, fn };
+        }
+      } catch {
+        scanner = null;
+      }
+    }
+  }
+  return scanner;
+}
+
+/**
+ * Calls `visit(positions, count)` with the flat indices i ≥ from (ascending, in batches) at
+ * which `table[h[i] & 0x7fff]` is 1, until the end of `h` or until `visit` returns false.
+ */
+export function forEachPatternPosition(h: Uint16Array, table: Uint8Array, from: number, visit: (pos: Int32Array, count: number) => boolean): void {
+  const s = getScanner();
+  if (s) {
+    new Uint8Array(s.mem.buffer, TAB_OFF, PATTERNS).set(table);
+    const src = new Uint16Array(s.mem.buffer, SRC_OFF, SCAN_CHUNK);
+    const out = new Int32Array(s.mem.buffer, OUT_OFF, SCAN_CHUNK);
+    for (let c = from; c < h.length; c += SCAN_CHUNK) {
+      const n = Math.min(SCAN_CHUNK, h.length - c);
+      src.set(h.subarray(c, c + n));
+      const k = s.fn(SRC_OFF, n, TAB_OFF, OUT_OFF, c);
+      if (k > 0 && !visit(out, k)) return;
+    }
+    return;
+  }
+  const out = new Int32Array(SCAN_CHUNK);
+  for (let c = from; c < h.length; c += SCAN_CHUNK) {
+    const end = Math.min(h.length, c + SCAN_CHUNK);
+    let k = 0;
+    for (let i = c; i < end; i++) { out[k] = i; k += table[h[i]! & 0x7fff]!; }
+    if (k > 0 && !visit(out, k)) return;
+  }
+}

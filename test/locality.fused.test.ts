@@ -1,0 +1,162 @@
+/**
+ * The locality pass's fused WebAssembly kernel (src/probes/profile-kernel.ts, used by
+ * runLocalityPass for all-bf16 tensors) must give exactly what the per-entry JS path gives
+ * (runLocality): masks, counts, bins with heavy ties straddling several bins, binade rates,
+ * consensus, non-finite counts. Hand-made checkpoints cover ±0 pairs, NaN/Inf on either
+ * side, a tensor over one kernel chunk (2^17 entries) with a partial last chunk, a tensor of
+ * a few distinct magnitudes, an fp32 tensor (generic path) and R = 9 runs (over the
+ * kernel's 8: generic path).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { openCheckpoint } from '../src/io/checkpoint.js';
+import { writeSafetensors, type TensorToWrite } from '../src/io/writer.js';
+import { localityDocument, runLocality, runLocalityPass } from '../src/probes/locality.js';
+import { Bf16ProfileKernel, profileKernelAvailable, forEachPatternPosition } from '../src/probes/profile-kernel.js';
+import { updateSparsity } from '../src/probes/sparsity.js';
+import { toJson } from '../src/report/output.js';
+import { Rng } from '../src/util/random.js';
+import { tempDir } from './helpers.js';
+
+const NAMES = [
+  'model.layers.0.mlp.up_proj.weight', // 301 × 500 = 150,500 entries: two kernel chunks, the last partial
+  'model.layers.0.self_attn.q_proj.weight', // 64 × 37: few distinct magnitudes, many ties
+  'model.layers.0.self_attn.k_proj.weight', // fp32: the generic path
+  'model.layers.1.self_attn.v_proj.weight', // special values
+];
+const SHAPES: Record<string, [number, number]> = {
+  [NAMES[0]!]: [301, 500], [NAMES[1]!]: [64, 37], [NAMES[2]!]: [16, 40], [NAMES[3]!]: [33, 33],
+};
+
+function bf16(x: number): number {
+  const f = new Float32Array([x]);
+  return new Uint32Array(f.buffer)[0]! >>> 16;
+}
+
+/** Base and R tuned checkpoints; returns their folders. */
+function makeSet(dir: string, R: number, seed: number): { base: string; tuned: string[] } {
+  const rng = new Rng(seed);
+  const base = new Map<string, Uint16Array | Float32Array>();
+  for (const name of NAMES) {
+    const [r, c] = SHAPES[name]!;
+    const n = r * c;
+    if (name === NAMES[2]) { const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = rng.normal() * 0.02; base.set(name, a); continue; }
+    const h = new Uint16Array(n);
+    const few = [0.5, 0.25, -0.125, 0.0078125, 1e-3];
+    for (let i = 0; i < n; i++) h[i] = name === NAMES[1] ? bf16(few[rng.int(few.length)]!) : bf16(rng.normal() * 0.02);
+    if (name === NAMES[3]) {
+      h[0] = 0x0000; h[1] = 0x8000; h[2] = 0x7fc0; h[3] = 0x7f80; h[4] = 0xff80; h[5] = 0x0001; h[6] = 0x8001; h[7] = 0x0000;
+    }
+    base.set(name, h);
+  }
+  const write = (folder: string, data: Map<string, Uint16Array | Float32Array>): string => {
+    const t: TensorToWrite[] = NAMES.map((name) => {
+      const a = data.get(name)!;
+      return { name, dtype: a instanceof Float32Array ? 'F32' : 'BF16', shape: SHAPES[name]!, data: new Uint8Array(a.buffer, a.byteOffset, a.byteLength) };
+    });
+    const d = path.join(dir, folder);
+    fs.mkdirSync(d, { recursive: true });
+    writeSafetensors(path.join(d, 'model.safetensors'), t);
+    return d;
+  };
+  const tuned: string[] = [];
+  for (let k = 0; k < R; k++) {
+    const data = new Map<string, Uint16Array | Float32Array>();
+    const p = 0.05 + 0.08 * k;
+    for (const [name, a] of base) {
+      const b = a.slice();
+      for (let i = 0; i < b.length; i++) if (rng.uniform() < p) b[i] = b instanceof Float32Array ? b[i]! * (1 + 0.01 * rng.normal()) : (b[i]! ^ (1 + rng.int(3)));
+      if (name === NAMES[3] && b instanceof Uint16Array) {
+        b[0] = 0x8000; // +0 → −0: unchanged
+        b[1] = k % 2 === 0 ? 0x0000 : 0x8000; // −0 → ±0: unchanged
+        b[7] = 0x7fc0; // 0 → NaN: changed, non-finite
+        b[8] = k === 1 ? 0x7f80 : b[8]!; // one run has an Inf
+      }
+      data.set(name, b);
+    }
+    tuned.push(write(`t${k}`, data));
+  }
+  return { base: write('base', base), tuned };
+}
+
+function inProcess(base: string, tuned: string[]) {
+  const b = openCheckpoint(base);
+  const t = tuned.map((x) => openCheckpoint(x));
+  try {
+    return runLocality(b, t, { allTensors: true, consensusFor: () => true, consensusMaxSize: 0 });
+  } finally { b.close(); t.forEach((x) => x.close()); }
+}
+
+test('fused locality kernel: exactly the JS path (special values, ties, chunks, fp32, R = 3 and 9)', { timeout: 120_000 }, async () => {
+  assert.ok(profileKernelAvailable(3), 'this Node has WebAssembly SIMD');
+  const dir = tempDir();
+  for (const R of [3, 9]) {
+    const set = makeSet(path.join(dir, `r${R}`), R, 40 + R);
+    const ref = inProcess(set.base, set.tuned);
+    const doc = (x: typeof ref): string => toJson(localityDocument({ ...x, base: 'B', runs: x.runs.map((_, i) => String(i)), sparsity: null, consensus: [] }, 0));
+    for (const threads of [1, 2]) {
+      const got = await runLocalityPass(set.base, set.tuned, { allTensors: true, threads, consensusFor: () => true, consensusMaxSize: 0 });
+      assert.equal(doc(got), doc(ref), `R=${R} threads=${threads}: locality document`);
+      assert.equal(got.consensus.length, ref.consensus.length, 'consensus images');
+      got.consensus.forEach((c, i) => assert.deepEqual([...c.grid.values], [...ref.consensus[i]!.grid.values], `consensus ${c.name}`));
+      // the sparsity document of the same pass equals the plain sparsity probe's
+      const plain = await updateSparsity(set.base, set.tuned, { threads: 1 });
+      assert.equal(toJson(got.sparsity), toJson(plain), `R=${R} threads=${threads}: sparsity document`);
+    }
+    const v = ref.tensors.find((t) => t.name === NAMES[3])!;
+    assert.ok(v.nonFinite.every((c) => c >= 1), `non-finite entries are counted per run: ${v.nonFinite}`);
+  }
+});
+
+test('Bf16ProfileKernel: masks and joint histogram equal a per-entry reference', () => {
+  const rng = new Rng(5);
+  for (const R of [1, 2, 5, 8]) {
+    const n = 4000 + R; // not a multiple of 32
+    const k = new Bf16ProfileKernel(R, 1024);
+    const base = new Uint16Array(n).map(() => (rng.uniform() < 0.1 ? [0, 0x8000, 0x7fc0, 0xff80][rng.int(4)]! : bf16(rng.normal())));
+    const tuned = Array.from({ length: R }, () => base.map((x) => (rng.uniform() < 0.3 ? (rng.uniform() < 0.2 ? x ^ 0x8000 : x ^ 1) : x)));
+    const words = Array.from({ length: R }, () => new Uint32Array(Math.ceil(n / 32)));
+    for (let c = 0; c < n; c += 1024) {
+      const m = Math.min(1024, n - c);
+      k.baseRegion(2 * m).set(new Uint8Array(base.buffer, 2 * c, 2 * m));
+      tuned.forEach((t, r) => k.tunedRegion(r, 2 * m).set(new Uint8Array(t.buffer, 2 * c, 2 * m)));
+      k.run(m);
+      for (let r = 0; r < R; r++) words[r]!.set(k.words(r, m), c >>> 5);
+    }
+    const got = k.take();
+    const total = new Uint32Array(32768), changed = tuned.map(() => new Uint32Array(32768)), joint = new Float64Array(1 << R);
+    for (let i = 0; i < n; i++) {
+      const key = base[i]! & 0x7fff;
+      total[key]!++;
+      let mask = 0;
+      tuned.forEach((t, r) => {
+        const x = base[i]!, y = t[i]!;
+        const c = x !== y && (x | y) !== 0x8000 ? 1 : 0;
+        assert.equal((words[r]![i >>> 5]! >>> (i & 31)) & 1, c, `R=${R} entry ${i} run ${r}`);
+        if (c) { changed[r]![key]!++; mask |= 1 << r; }
+      });
+      joint[mask]!++;
+    }
+    assert.deepEqual([...got.total], [...total], `R=${R} totals`);
+    changed.forEach((c, r) => assert.deepEqual([...got.changed[r]!], [...c], `R=${R} run ${r}`));
+    assert.deepEqual([...got.perRunMask], [...joint], `R=${R} joint`);
+    assert.equal(k.take().total.reduce((a, b) => a + b, 0), 0, 'take() clears the histogram');
+  }
+});
+
+test('forEachPatternPosition lists exactly the positions of the table patterns, ascending, and stops when told', () => {
+  const rng = new Rng(9);
+  const h = new Uint16Array(300_001).map(() => rng.int(65536));
+  const table = new Uint8Array(32768);
+  for (let i = 0; i < 40; i++) table[rng.int(32768)] = 1;
+  const want: number[] = [];
+  h.forEach((x, i) => { if (table[x & 0x7fff]) want.push(i); });
+  const got: number[] = [];
+  forEachPatternPosition(h, table, 0, (pos, c) => { got.push(...pos.subarray(0, c)); return true; });
+  assert.deepEqual(got, want);
+  let calls = 0;
+  forEachPatternPosition(h, table, 0, () => { calls++; return false; });
+  assert.equal(calls, 1, 'visit returning false stops the scan');
+});
