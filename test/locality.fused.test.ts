@@ -146,16 +146,17 @@ test('Bf16ProfileKernel: masks and joint histogram equal a per-entry reference',
   }
 });
 
-test('forEachPatternPosition lists exactly the positions of the table patterns, ascending, and stops when told', () => {
+test('forEachPatternPosition lists exactly the positions (and ids) of the table patterns, ascending, and stops when told', () => {
   const rng = new Rng(9);
   const h = new Uint16Array(300_001).map(() => rng.int(65536));
   const table = new Uint8Array(32768);
-  for (let i = 0; i < 40; i++) table[rng.int(32768)] = 1;
-  const want: number[] = [];
-  h.forEach((x, i) => { if (table[x & 0x7fff]) want.push(i); });
-  const got: number[] = [];
-  forEachPatternPosition(h, table, 0, (pos, c) => { got.push(...pos.subarray(0, c)); return true; });
+  for (let i = 0; i < 40; i++) table[rng.int(32768)] = 1 + rng.int(255);
+  const want: number[] = [], wantIds: number[] = [];
+  h.forEach((x, i) => { if (table[x & 0x7fff]) { want.push(i); wantIds.push(table[x & 0x7fff]!); } });
+  const got: number[] = [], gotIds: number[] = [];
+  forEachPatternPosition(h, table, 0, (pos, ids, c) => { got.push(...pos.subarray(0, c)); gotIds.push(...ids.subarray(0, c)); return true; });
   assert.deepEqual(got, want);
+  assert.deepEqual(gotIds, wantIds);
   let calls = 0;
   forEachPatternPosition(h, table, 0, () => { calls++; return false; });
   assert.equal(calls, 1, 'visit returning false stops the scan');

@@ -22,6 +22,8 @@ export interface AsyncMatmulOptions extends MatmulOptions {
   /** fp32 `matmul` only: write the product into this buffer (length m·n) instead of a new one,
    *  for loops that multiply the same shapes repeatedly (saves allocation and zero-filling). */
   out?: Float32Array;
+  /** `matmul64Fast` only: the same for the fp64 product (length m·n). */
+  out64?: Float64Array;
 }
 
 export type LinalgBackend = 'ort' | 'js';
@@ -151,9 +153,11 @@ export async function matmul64Fast(A: Mat64, B: Mat64, opts: AsyncMatmulOptions 
   const want = opts.backend ?? (process.env['RLVR_LINALG'] === 'js' ? 'js' : 'ort');
   if (want === 'ort' && m > 0 && n > 0 && k > 0) {
     const g = await ortGemm();
-    if (g) return g.run64(A, B, !!opts.transA, !!opts.transB, opts.threads ?? 1, m, n);
+    if (g) return g.run64(A, B, !!opts.transA, !!opts.transB, opts.threads ?? 1, m, n, opts.out64);
   }
-  return matmul64(A, B, opts);
+  const r = matmul64(A, B, opts);
+  if (opts.out64 && opts.out64.length === r.data.length) { opts.out64.set(r.data); return { rows: r.rows, cols: r.cols, data: opts.out64 }; }
+  return r;
 }
 
 /** C = op(A)·op(B) in fp32 on the fast backend (falls back to the pure-TS kernel). */

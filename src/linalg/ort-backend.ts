@@ -28,7 +28,7 @@ interface OrtModule {
 export interface OrtGemm {
   run(A: Mat, B: Mat, transA: boolean, transB: boolean, threads: number, m: number, n: number, out?: Float32Array): Promise<Mat>;
   /** fp64 Gemm (MLAS dgemm): used for the Gram matrices, Ritz rotations and CholeskyQR panels. */
-  run64(A: Mat64, B: Mat64, transA: boolean, transB: boolean, threads: number, m: number, n: number): Promise<Mat64>;
+  run64(A: Mat64, B: Mat64, transA: boolean, transB: boolean, threads: number, m: number, n: number, out?: Float64Array): Promise<Mat64>;
 }
 
 // ---- protobuf encoding (only what a ModelProto with one Gemm node needs) ----
@@ -106,6 +106,8 @@ export async function loadOrtGemm(): Promise<OrtGemm> {
     }
     return s;
   };
+  // Whether ORT writes the preallocated output in place (decided by the self-check below).
+  let inPlace32 = false, inPlace64 = false;
   const gemm: OrtGemm = {
     async run(A, B, transA, transB, threads, m, n, into) {
       const s = await session(transA, transB, Math.max(1, Math.floor(threads)), false);
@@ -114,29 +116,40 @@ export async function loadOrtGemm(): Promise<OrtGemm> {
         { A: new ort.Tensor('float32', A.data, [A.rows, A.cols]), B: new ort.Tensor('float32', B.data, [B.rows, B.cols]) },
         { C: new ort.Tensor('float32', out, [m, n]) },
       );
+      // ORT fills the preallocated fetch in place but hands back a NEW Float32Array (a native
+      // copy of it); checked once at load time (`inPlace32` / `inPlace64`), so the result is `out` itself and
+      // not a second copy (one copy per call was ~3% of a spectrum run, plus its garbage).
+      if (inPlace32) return { rows: m, cols: n, data: out };
       const c = res['C'];
-      // The preallocated output is filled in place; copy only if ORT handed back its own buffer.
       const data = c && c.data instanceof Float32Array ? c.data : out;
       return { rows: m, cols: n, data: data === out ? out : Float32Array.from(data) };
     },
-    async run64(A, B, transA, transB, threads, m, n) {
+    async run64(A, B, transA, transB, threads, m, n, into) {
       const s = await session(transA, transB, Math.max(1, Math.floor(threads)), true);
-      const out = new Float64Array(m * n);
+      const out = into && into.length === m * n ? into : new Float64Array(m * n);
       const res = await s.run(
         { A: new ort.Tensor('float64', A.data, [A.rows, A.cols]), B: new ort.Tensor('float64', B.data, [B.rows, B.cols]) },
         { C: new ort.Tensor('float64', out, [m, n]) },
       );
+      if (inPlace64) return { rows: m, cols: n, data: out };
       const c = res['C'];
       const data = c && c.data instanceof Float64Array ? c.data : out;
       return { rows: m, cols: n, data: data === out ? out : Float64Array.from(data) };
     },
   };
-  // Smoke-check: [1 2; 3 4]·[5; 6] = [17; 39].
+  // Smoke-check: [1 2; 3 4]·[5; 6] = [17; 39]; also whether the preallocated output buffer
+  // (here `probe`, NaN-filled) is written in place — only then is it returned without a copy.
+  const probe = Float32Array.of(NaN, NaN);
   const r = await gemm.run({ rows: 2, cols: 2, data: Float32Array.of(1, 2, 3, 4) },
-    { rows: 2, cols: 1, data: Float32Array.of(5, 6) }, false, false, 1, 2, 1);
+    { rows: 2, cols: 1, data: Float32Array.of(5, 6) }, false, false, 1, 2, 1, probe);
   if (r.data[0] !== 17 || r.data[1] !== 39) throw new Error('onnxruntime Gemm self-check failed');
+  inPlace32 = probe[0] === 17 && probe[1] === 39;
   const r64 = await gemm.run64({ rows: 2, cols: 2, data: Float64Array.of(1, 2, 3, 4) },
     { rows: 2, cols: 1, data: Float64Array.of(5, 6) }, true, false, 1, 2, 1);
   if (r64.data[0] !== 23 || r64.data[1] !== 34) throw new Error('onnxruntime fp64 Gemm self-check failed');
+  const probe64 = Float64Array.of(NaN, NaN);
+  await gemm.run64({ rows: 2, cols: 2, data: Float64Array.of(1, 2, 3, 4) },
+    { rows: 2, cols: 1, data: Float64Array.of(5, 6) }, true, false, 1, 2, 1, probe64);
+  inPlace64 = probe64[0] === 23 && probe64[1] === 34;
   return gemm;
 }

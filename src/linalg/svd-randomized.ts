@@ -21,7 +21,7 @@
 import type { AnyMat, Mat, Mat64 } from './matrix.js';
 import { randn64, toMat32, toMat64 } from './matrix.js';
 import { linalgBackend, matmul, matmul64Fast } from './gemm.js';
-import { orthonormalizeFast } from './orth-fast.js';
+import { orthWorkspace, orthonormalizeFast } from './orth-fast.js';
 import { symmetricEigen } from './eigen.js';
 import { Rng } from '../util/random.js';
 
@@ -123,7 +123,12 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   } else {
     X0 = randn64(s, l, rng);
   }
-  let X = await orthonormalizeFast(X0, threads);
+  // Reused across iterations (see OrthWorkspace): the orthonormal block X, its fp32 copy for
+  // the GEMM, and the Ritz products ZW and XW.
+  const orthWs = orthWorkspace(s, l);
+  const x32: Mat = { rows: s, cols: l, data: new Float32Array(s * l) };
+  const zwBuf = new Float64Array(s * l), xwBuf = new Float64Array(s * l);
+  let X = await orthonormalizeFast(X0, threads, orthWs);
 
   let iterations = 0;
   let converged = false;
@@ -135,11 +140,11 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   const Ybuf = new Float64Array(L * l), Zbuf = new Float64Array(s * l);
   for (;;) {
     iterations++;
-    const Y32 = await fwd(to32(X));                                // L×l fp32
+    const Y32 = await fwd(into32(X, x32));                         // L×l fp32
     if (iterations < nextCheck && iterations < maxIter) {
       // A plain power step between convergence checks: no Rayleigh–Ritz, no residuals.
       Zbuf.set((await bwd(Y32)).data);
-      X = await orthonormalizeFast({ rows: s, cols: l, data: Zbuf }, threads);
+      X = await orthonormalizeFast({ rows: s, cols: l, data: Zbuf }, threads, orthWs);
       continue;
     }
     checkedAt.push(iterations);
@@ -152,8 +157,8 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
     const Wm = eig.vectors;                                         // l×l
     Zbuf.set((await bwd(Y32)).data);
     const Z: Mat64 = { rows: s, cols: l, data: Zbuf };              // s×l = AᵀA X
-    const ZW = await matmul64Fast(Z, Wm, f64);
-    const XW = await matmul64Fast(X, Wm, f64);
+    const ZW = await matmul64Fast(Z, Wm, { threads, out64: zwBuf });
+    const XW = await matmul64Fast(X, Wm, { threads, out64: xwBuf }); // becomes best.X: xwBuf is only rewritten by the next check, which replaces best
     // Residuals of the first min(k+1, l) Ritz triplets.
     const nr = Math.min(k + 1, l);
     const res = new Float64Array(nr);
@@ -201,7 +206,7 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
       const lam = sigma[i]! * sigma[i]!;
       if (lam > 0) ZW.data[r * l + i] = ZW.data[r * l + i]! / lam;
     }
-    X = await orthonormalizeFast(ZW, threads);
+    X = await orthonormalizeFast(ZW, threads, orthWs);
   }
   const b = best!;
   // Final triplets from the last Ritz step: V = X W (already formed), U = Y W_k Σ_k⁻¹.
@@ -226,6 +231,13 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
 }
 
 function to32(a: Mat64): Mat { return toMat32(a); }
+
+/** fp32 copy of `a` into `buf` when the shapes match (else a new matrix). */
+function into32(a: Mat64, buf: Mat): Mat {
+  if (a.rows !== buf.rows || a.cols !== buf.cols) return toMat32(a);
+  buf.data.set(a.data);
+  return buf;
+}
 
 /**
  * Top-k triplets from the fp64 Gram matrix of the short side: G = AᵀA (tall) or AAᵀ (wide),

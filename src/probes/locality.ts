@@ -286,21 +286,20 @@ export function magnitudeProfileFromPatterns(
   if (strad.length > 0) {
     // Walk the entries in index order; a straddler's entries are counted into their bins
     // one by one only until its last boundary, the rest (its last bin) follows from its totals.
-    const S = strad.length;
-    const sid = new Int32Array(K).fill(-1);
-    strad.forEach((x, j) => { sid[x.m] = j; });
-    if (sid[0x7fff]! >= 0) for (let m = 0x7f81; m < 0x7fff; m++) sid[m] = sid[0x7fff]!; // NaN patterns rank as one
+    const S = strad.length; // ≤ numBins − 1 ≤ 255: ids fit a byte
+    const table = new Uint8Array(K); // straddler id + 1 per pattern, 0 = none
+    strad.forEach((x, j) => { table[x.m] = j + 1; });
+    if (table[0x7fff]! > 0) table.fill(table[0x7fff]!, 0x7f81, 0x7fff); // NaN patterns rank as one
     const cur = new Int32Array(S), nextCut = new Float64Array(S);
     strad.forEach((x, j) => { cur[j] = x.b0; nextCut[j] = firstRankOf(x.b0 + 1) - x.s; });
     // Flat per-bin counts (bin·(R+1) + r for runs, + R for entries) filled by the kernel.
     const pb = new Float64Array(numBins * (R + 1));
     const countedN = new Float64Array(S), countedC = new Float64Array(S * R);
-    const table = new Uint8Array(K);
-    for (let m = 0; m < K; m++) table[m] = sid[m]! >= 0 ? 1 : 0;
     const state = new Float64Array(1 + S);
     state[0] = S;
+    const done = new Uint8Array(S);
     const kernel = straddleKernel(R), words = masks.map((m) => m.words), lastBin = strad.map((x) => x.b1), start = strad.map((x) => x.s);
-    forEachPatternPosition(h, table, 0, (pos, np) => kernel(h, words, pos, np, state, sid, cur, nextCut, lastBin, start, pb, countedN, countedC, firstRankOf));
+    forEachPatternPosition(h, table, 0, (pos, ids, np) => kernel(words, pos, ids, np, state, done, cur, nextCut, lastBin, start, pb, countedN, countedC, firstRankOf));
     for (let b = 0; b < numBins; b++) {
       binSize[b]! += pb[b * (R + 1) + R]!;
       for (let r = 0; r < R; r++) perBin[r]![b]! += pb[b * (R + 1) + r]!;
@@ -351,7 +350,7 @@ function patternKernel(L: number): PatternKernel {
 }
 
 type StraddleKernel = (
-  h: Uint16Array, words: readonly Uint32Array[], pos: Int32Array, np: number, state: Float64Array, sid: Int32Array, cur: Int32Array,
+  words: readonly Uint32Array[], pos: Int32Array, ids: Uint8Array, np: number, state: Float64Array, done: Uint8Array, cur: Int32Array,
   nextCut: Float64Array, lastBin: readonly number[], start: readonly number[], pb: Float64Array, countedN: Float64Array,
   countedC: Float64Array, firstRankOf: (b: number) => number,
 ) => boolean;
@@ -360,10 +359,11 @@ const straddleKernels = new Map<number, StraddleKernel>();
 /**
  * The index-order walk over straddling patterns (see magnitudeProfileFromPatterns), lanes
  * unrolled per run count R like patternKernel, over the positions `pos[0..np)` of straddler
- * entries (ascending; found by `forEachPatternPosition`): each straddler entry before its
- * pattern's last bin boundary is counted into its bin (pb[bin·(R+1) + r] per run, + R for
- * entries); once a pattern reaches its last bin it is dropped (sid = −1) and its remainder is
- * added from totals. state = [straddlers still active, then per straddler: entries seen].
+ * entries (ascending) and their straddler ids + 1 (`ids`; both from `forEachPatternPosition`):
+ * each straddler entry before its pattern's last bin boundary is counted into its bin
+ * (pb[bin·(R+1) + r] per run, + R for entries); once a pattern reaches its last bin it is
+ * dropped (done) and its remainder is added from totals. state = [straddlers still active,
+ * then per straddler: entries seen].
  * Returns whether any straddler is still active.
  */
 function straddleKernel(R: number): StraddleKernel {
@@ -376,15 +376,14 @@ function straddleKernel(R: number): StraddleKernel {
     ${unrolled ? lanes.map((r) => `const W${r} = words[${r}];`).join(' ') : ''}
     let active = state[0];
     for (let q = 0; q < np && active > 0; q++) {
+      const j = ids[q] - 1;
+      if (done[j] !== 0) continue;
       const i = pos[q];
-      const j = sid[h[i] & 0x7fff];
-      if (j < 0) continue;
       const o = state[1 + j]++;
       if (o === nextCut[j]) {
         const nb = ++cur[j];
         if (nb === lastBin[j]) {
-          const m = h[i] & 0x7fff;
-          if (m > 0x7f80) { for (let q2 = 0x7f81; q2 < 0x8000; q2++) if (sid[q2] === j) sid[q2] = -1; } else sid[m] = -1;
+          done[j] = 1;
           active--;
           continue;
         }
@@ -400,7 +399,7 @@ function straddleKernel(R: number): StraddleKernel {
     }
     state[0] = active;
     return active > 0;`;
-  k = new Function('h', 'words', 'pos', 'np', 'state', 'sid', 'cur', 'nextCut', 'lastBin', 'start', 'pb', 'countedN', 'countedC', 'firstRankOf', body) as StraddleKernel;
+  k = new Function('words', 'pos', 'ids', 'np', 'state', 'done', 'cur', 'nextCut', 'lastBin', 'start', 'pb', 'countedN', 'countedC', 'firstRankOf', body) as StraddleKernel;
   straddleKernels.set(R, k);
   return k;
 }

@@ -12,9 +12,9 @@
  * (entries changed by exactly k runs). The per-entry work is two SIMD ops per run plus one
  * scalar increment, so the accounting costs about as much as one more compare.
  *
- * `prof(a, groups, out, stride, hist, t0 … t{R-1})`: for `groups` blocks of 32 entries at byte
- * offsets a (base) and t_r (run r): the mask word of run r for block g goes to
- * out + r·stride + 4g; hist[(pattern << R) | runmask] (u32 cells at `hist`) is incremented
+ * `prof(a, groups, out, hist)`: for `groups` blocks of 32 entries at byte offsets a (base)
+ * and a + (r+1)·region (run r; region and stride are baked into the module): the mask word
+ * of run r for block g goes to out + r·stride + 4g; hist[(pattern << R) | runmask] (u32 cells at `hist`) is incremented
  * per entry. At address 0 it stores the NaN/Inf flag (as `diff`), at 16 and 32 the lane-wise
  * max and min of the 15-bit patterns seen (so callers scan only that key range).
  */
@@ -24,7 +24,7 @@ import {
   V128_ANY_TRUE, V128_CONST_I16, V128_LOAD, V128_OR, VOID, Wasm, type WasmMemory, section, simd, sleb, str, uleb, vec,
 } from './bf16-kernel.js';
 
-const I32_LOAD = 0x28, I32_MUL = 0x6c;
+const I32_LOAD = 0x28, I32_STORE16 = 0x3b;
 const V128_STORE = (offset: number): number[] => [...simd(0x0b), 4, ...uleb(offset)];
 const I16X8_MIN_U = simd(0x97);
 const I32X4_EXTEND_LOW_I16X8_U = simd(0xa9), I32X4_EXTEND_HIGH_I16X8_U = simd(0xaa), I32X4_SHL = simd(0xab);
@@ -34,60 +34,59 @@ export const PROFILE_MAX_RUNS = 8;
 const PATTERNS = 1 << 15;
 
 /** Module bytes of the fused kernel for R runs (export `prof`, memory imported as `e.m`). */
-export function profileModuleBytes(R: number): Uint8Array {
+export function profileModuleBytes(R: number, region: number, stride: number): Uint8Array {
   if (!Number.isInteger(R) || R < 1 || R > PROFILE_MAX_RUNS) throw new RangeError(`profile kernel: 1..${PROFILE_MAX_RUNS} runs`);
-  const A = 0, N = 1, OUT = 2, STRIDE = 3, HIST = 4, T = 5;
-  const P = T + R;
-  const O = P, ADDR = P + R; // i32 locals: per-run output pointers, address temp
+  // The tuned regions lie at a + (r+1)·region and run r's words at out + r·stride: both are
+  // baked into the load/store offsets, so only a, out and hist live in registers (with R = 8,
+  // per-run pointers would need more general registers than x64 has).
+  const A = 0, N = 1, OUT = 2, HIST = 3;
+  const ADDR = 4; // i32 local: address temp
   const V = ADDR + 1; // v128 locals
-  const X = V, Y = V + 4, C = V + 5, RM = V + 9, ACC = V + 13, KMAX = V + 14, KMIN = V + 15, LO = V + 16;
+  const X = V, Y = V + 2, C = V + 3, RM = V + 5, ACC = V + 7, KMAX = V + 8, KMIN = V + 9, LO = V + 10;
   const g = (i: number): number[] => [LOCAL_GET, i];
   const code: number[] = [];
   const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
-  for (let r = 0; r < R; r++) emit(g(OUT), g(STRIDE), I32_CONST, ...sleb(r), I32_MUL, I32_ADD, LOCAL_SET, O + r);
   emit(V128_CONST_I16(0xffff), LOCAL_SET, KMIN);
   emit(BLOCK, VOID, LOOP, VOID);
   emit(g(N), I32_EQZ, BR_IF, 1);
-  for (let k = 0; k < 4; k++) {
-    emit(g(A), V128_LOAD(16 * k), LOCAL_TEE, X + k, V128_CONST_I16(0x7fff), V128_AND, LOCAL_TEE, Y);
-    emit(g(KMAX), I16X8_MAX_U, LOCAL_SET, KMAX, g(KMIN), g(Y), I16X8_MIN_U, LOCAL_SET, KMIN);
-  }
-  for (let r = 0; r < R; r++) {
-    for (let k = 0; k < 4; k++) {
-      emit(g(T + r), V128_LOAD(16 * k), LOCAL_SET, Y);
-      // changed = (x != y) & ((x | y) != 0x8000), as in bf16-kernel's diff
-      emit(g(X + k), g(Y), I16X8_NE, g(X + k), g(Y), V128_OR, LOCAL_TEE, Y, V128_CONST_I16(0x8000), I16X8_NE, V128_AND, LOCAL_SET, C + k);
-      emit(g(ACC), g(Y), V128_CONST_I16(0x7f80), V128_AND, I16X8_MAX_U, LOCAL_SET, ACC);
-      if (r === 0) emit(g(C + k), V128_CONST_I16(1), V128_AND, LOCAL_SET, RM + k);
-      else emit(g(RM + k), g(C + k), V128_CONST_I16(1 << r), V128_AND, V128_OR, LOCAL_SET, RM + k);
+  // Two halves of 16 entries (two vectors) each, so the live vectors fit the 16 SIMD registers.
+  for (let hp = 0; hp < 2; hp++) {
+    for (let k = 0; k < 2; k++) {
+      emit(g(A), V128_LOAD(32 * hp + 16 * k), LOCAL_TEE, X + k, V128_CONST_I16(0x7fff), V128_AND, LOCAL_TEE, Y);
+      emit(g(KMAX), I16X8_MAX_U, LOCAL_SET, KMAX, g(KMIN), g(Y), I16X8_MIN_U, LOCAL_SET, KMIN);
     }
-    emit(g(O + r));
-    emit(g(C), g(C + 1), I8X16_NARROW_I16X8_S, I8X16_BITMASK);
-    emit(g(C + 2), g(C + 3), I8X16_NARROW_I16X8_S, I8X16_BITMASK, I32_CONST, 16, I32_SHL, I32_OR);
-    emit(I32_STORE, 2, 0);
-    emit(g(O + r), I32_CONST, 4, I32_ADD, LOCAL_SET, O + r);
-    emit(g(T + r), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, T + r);
-  }
-  // hist[(pattern << R) | runmask]++ per entry; cell byte offsets (pattern << (R+2)) | (runmask << 2)
-  for (let k = 0; k < 4; k++) {
-    for (const [extend, half] of [[I32X4_EXTEND_LOW_I16X8_U, 0], [I32X4_EXTEND_HIGH_I16X8_U, 1]] as const) {
-      void half;
-      emit(g(X + k), V128_CONST_I16(0x7fff), V128_AND, extend, I32_CONST, ...sleb(R + 2), I32X4_SHL);
-      emit(g(RM + k), extend, I32_CONST, 2, I32X4_SHL, V128_OR, LOCAL_SET, LO);
-      for (let lane = 0; lane < 4; lane++) {
-        emit(g(HIST), g(LO), I32X4_EXTRACT_LANE(lane), I32_ADD, LOCAL_TEE, ADDR);
-        emit(g(ADDR), I32_LOAD, 2, 0, I32_CONST, 1, I32_ADD, I32_STORE, 2, 0);
+    for (let r = 0; r < R; r++) {
+      for (let k = 0; k < 2; k++) {
+        emit(g(A), V128_LOAD((r + 1) * region + 32 * hp + 16 * k), LOCAL_SET, Y);
+        // changed = (x != y) & ((x | y) != 0x8000), as in bf16-kernel's diff
+        emit(g(X + k), g(Y), I16X8_NE, g(X + k), g(Y), V128_OR, LOCAL_TEE, Y, V128_CONST_I16(0x8000), I16X8_NE, V128_AND, LOCAL_SET, C + k);
+        emit(g(ACC), g(Y), V128_CONST_I16(0x7f80), V128_AND, I16X8_MAX_U, LOCAL_SET, ACC);
+        if (r === 0) emit(g(C + k), V128_CONST_I16(1), V128_AND, LOCAL_SET, RM + k);
+        else emit(g(RM + k), g(C + k), V128_CONST_I16(1 << r), V128_AND, V128_OR, LOCAL_SET, RM + k);
+      }
+      emit(g(OUT), g(C), g(C + 1), I8X16_NARROW_I16X8_S, I8X16_BITMASK, I32_STORE16, 1, ...uleb(r * stride + 2 * hp));
+    }
+    // hist[(pattern << R) | runmask]++ per entry; cell byte offsets (pattern << (R+2)) | (runmask << 2)
+    for (let k = 0; k < 2; k++) {
+      for (const extend of [I32X4_EXTEND_LOW_I16X8_U, I32X4_EXTEND_HIGH_I16X8_U]) {
+        emit(g(X + k), V128_CONST_I16(0x7fff), V128_AND, extend, I32_CONST, ...sleb(R + 2), I32X4_SHL);
+        emit(g(RM + k), extend, I32_CONST, 2, I32X4_SHL, V128_OR, LOCAL_SET, LO);
+        for (let lane = 0; lane < 4; lane++) {
+          emit(g(HIST), g(LO), I32X4_EXTRACT_LANE(lane), I32_ADD, LOCAL_TEE, ADDR);
+          emit(g(ADDR), I32_LOAD, 2, 0, I32_CONST, 1, I32_ADD, I32_STORE, 2, 0);
+        }
       }
     }
   }
+  emit(g(OUT), I32_CONST, 4, I32_ADD, LOCAL_SET, OUT);
   emit(g(A), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, A);
   emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
   emit(BR, 0, END, END);
   emit(I32_CONST, 0, g(ACC), V128_CONST_I16(0x7f80), I16X8_EQ, V128_ANY_TRUE, I32_STORE, 2, 0);
   emit(I32_CONST, 0, g(KMAX), V128_STORE(16), I32_CONST, 0, g(KMIN), V128_STORE(32));
   emit(END);
-  const body = [...vec([[R + 1, I32], [17, V128]]), ...code];
-  const params = Array.from({ length: P }, () => [I32]);
+  const body = [...vec([[1, I32], [11, V128]]), ...code];
+  const params = [[I32], [I32], [I32], [I32]];
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec([[0x60, ...vec(params), ...vec([])]])),
@@ -98,19 +97,20 @@ export function profileModuleBytes(R: number): Uint8Array {
   ]);
 }
 
-const compiled = new Map<number, object | null>();
-function moduleFor(R: number): object | null {
-  if (!compiled.has(R)) {
+const compiled = new Map<string, object | null>();
+function moduleFor(R: number, region = 64, stride = 4): object | null {
+  const key = `${R},${region},${stride}`;
+  if (!compiled.has(key)) {
     let m: object | null = null;
     try {
-      const bytes = profileModuleBytes(R);
+      const bytes = profileModuleBytes(R, region, stride);
       m = Wasm.validate(bytes) ? new Wasm.Module(bytes) : null;
     } catch {
       m = null;
     }
-    compiled.set(R, m);
+    compiled.set(key, m);
   }
-  return compiled.get(R) ?? null;
+  return compiled.get(key) ?? null;
 }
 
 /** Whether the fused kernel can run for R runs here (WebAssembly SIMD present, R ≤ 8, not disabled). */
@@ -138,7 +138,7 @@ export class Bf16ProfileKernel {
   readonly runs: number;
   readonly maxElems: number;
   private readonly memory: WasmMemory;
-  private readonly fn: (...args: number[]) => void;
+  private readonly fn: (a: number, groups: number, out: number, hist: number) => void;
   private readonly offA: number;
   private readonly offT: number[];
   private readonly offW: number;
@@ -147,22 +147,24 @@ export class Bf16ProfileKernel {
   private kmin = PATTERNS;
   private kmax = -1;
   private padding = 0;
+  private readonly out: PatternCounts;
 
   constructor(R: number, maxElems: number) {
-    const m = moduleFor(R);
-    if (!m || process.env.RLVR_NO_WASM === '1') throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
     this.runs = R;
     this.maxElems = Math.ceil(Math.max(32, maxElems) / 32) * 32;
-    const chunkBytes = this.maxElems * 2;
+    const region = Math.ceil((this.maxElems * 2) / 64) * 64;
     this.stride = this.maxElems / 8;
+    const m = moduleFor(R, region, this.stride);
+    if (!m || process.env.RLVR_NO_WASM === '1') throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
     let top = KERNEL_SCRATCH;
     const alloc = (bytes: number): number => { const off = top; top += Math.ceil(bytes / 64) * 64; return off; };
-    this.offA = alloc(chunkBytes);
-    this.offT = Array.from({ length: R }, () => alloc(chunkBytes));
+    this.offA = alloc(region);
+    this.offT = Array.from({ length: R }, () => alloc(region)); // contiguous: offA + (r+1)·region
     this.offW = alloc(this.stride * R);
     this.offH = alloc(PATTERNS * (1 << R) * 4);
     this.memory = new Wasm.Memory({ initial: Math.ceil(top / 65536) });
-    this.fn = new Wasm.Instance(m, { e: { m: this.memory } }).exports.prof as (...args: number[]) => void;
+    this.fn = new Wasm.Instance(m, { e: { m: this.memory } }).exports.prof as (a: number, groups: number, out: number, hist: number) => void;
+    this.out = { total: new Uint32Array(PATTERNS), changed: Array.from({ length: R }, () => new Uint32Array(PATTERNS)), perRunMask: new Float64Array(1 << R) };
   }
 
   baseRegion(bytes: number): Uint8Array { return new Uint8Array(this.memory.buffer, this.offA, bytes); }
@@ -180,7 +182,7 @@ export class Bf16ProfileKernel {
       for (const o of this.offT) new Uint16Array(this.memory.buffer, o, padded).fill(0, n);
       this.padding += padded - n;
     }
-    this.fn(this.offA, groups, this.offW, this.stride, this.offH, ...this.offT);
+    this.fn(this.offA, groups, this.offW, this.offH);
     const s = new Uint16Array(this.memory.buffer, 16, 16);
     for (let l = 0; l < 8; l++) {
       if (s[l]! > this.kmax) this.kmax = s[l]!;
@@ -196,12 +198,16 @@ export class Bf16ProfileKernel {
   /** Did the last `run` see an all-ones exponent on either side (a superset test, as `diff`)? */
   nonFiniteSeen(): boolean { return new Uint32Array(this.memory.buffer, 0, 1)[0] !== 0; }
 
-  /** The counts accumulated since the last take(), and a cleared histogram. */
+  /**
+   * The counts accumulated since the last take(), and a cleared histogram. The returned
+   * arrays are this kernel's own and are overwritten by the next take(): use them before.
+   */
   take(): PatternCounts {
     const R = this.runs, M = 1 << R;
-    const total = new Uint32Array(PATTERNS);
-    const changed = Array.from({ length: R }, () => new Uint32Array(PATTERNS));
-    const perRunMask = new Float64Array(M);
+    const { total, changed, perRunMask } = this.out;
+    total.fill(0);
+    for (const c of changed) c.fill(0);
+    perRunMask.fill(0);
     const h = new Uint32Array(this.memory.buffer, this.offH, PATTERNS * M);
     if (this.padding > 0) { h[0]! -= this.padding; this.padding = 0; }
     for (let key = this.kmin; key <= this.kmax; key++) {
@@ -213,13 +219,13 @@ export class Bf16ProfileKernel {
         h[row + m] = 0;
         t += c;
         perRunMask[m]! += c;
-        for (let r = 0; r < R; r++) if ((m >>> r) & 1) changed[r]![key]! += c;
+        for (let x = m; x !== 0; x &= x - 1) changed[31 - Math.clz32(x & -x)]![key]! += c;
       }
       total[key] = t;
     }
     this.kmin = PATTERNS;
     this.kmax = -1;
-    return { total, changed, perRunMask };
+    return this.out;
   }
 }
 
@@ -228,29 +234,31 @@ export class Bf16ProfileKernel {
 // ---------------------------------------------------------------------------------------
 
 const SCAN_CHUNK = 1 << 18;
-const I32_LOAD8_U = 0x2d, I32_LOAD16_U = 0x2f, I32_AND = 0x71, I32_NE = 0x47;
+const I32_LOAD8_U = 0x2d, I32_LOAD16_U = 0x2f, I32_AND = 0x71, I32_NE = 0x47, I32_STORE8 = 0x3a;
 
 /**
- * `scan(src, n, tab, out, first) → count`: for i < n, writes first + i to the next slot of
- * `out` when tab[u16(src + 2i) & 0x7fff] is 1 (branch-free: it always stores and advances by
- * the table byte). Returns the number of positions written.
+ * `scan(src, n, tab, out, ids, first) → count`: for i < n with t = tab[u16(src + 2i) & 0x7fff]
+ * non-zero, writes first + i to the next slot of `out` (i32) and t to the same slot of `ids`
+ * (u8). Branch-free: it always stores and advances by (t != 0). Returns the slots written.
  */
 function scanModuleBytes(): Uint8Array {
-  const SRC = 0, N = 1, TAB = 2, OUT = 3, FIRST = 4, I = 5, C = 6;
+  const SRC = 0, N = 1, TAB = 2, OUT = 3, IDS = 4, FIRST = 5, I = 6, C = 7, T = 8;
   const g = (i: number): number[] => [LOCAL_GET, i];
   const code: number[] = [];
   const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
   emit(BLOCK, VOID, LOOP, VOID);
   emit(g(I), g(N), I32_NE, I32_EQZ, BR_IF, 1);
+  emit(g(TAB), g(SRC), g(I), I32_CONST, 1, I32_SHL, I32_ADD, I32_LOAD16_U, 1, 0, I32_CONST, ...sleb(0x7fff), I32_AND, I32_ADD, I32_LOAD8_U, 0, 0, LOCAL_SET, T);
   emit(g(OUT), g(C), I32_CONST, 2, I32_SHL, I32_ADD, g(FIRST), g(I), I32_ADD, I32_STORE, 2, 0);
-  emit(g(C), g(TAB), g(SRC), g(I), I32_CONST, 1, I32_SHL, I32_ADD, I32_LOAD16_U, 1, 0, I32_CONST, ...sleb(0x7fff), I32_AND, I32_ADD, I32_LOAD8_U, 0, 0, I32_ADD, LOCAL_SET, C);
+  emit(g(IDS), g(C), I32_ADD, g(T), I32_STORE8, 0, 0);
+  emit(g(C), g(T), I32_CONST, 0, I32_NE, I32_ADD, LOCAL_SET, C);
   emit(g(I), I32_CONST, 1, I32_ADD, LOCAL_SET, I);
   emit(BR, 0, END, END);
   emit(g(C), END);
-  const body = [...vec([[2, I32]]), ...code];
+  const body = [...vec([[3, I32]]), ...code];
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([[I32]])]])),
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([[I32]])]])),
     ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)]])),
     ...section(3, vec([uleb(0)])),
     ...section(7, vec([[...str('scan'), 0x00, ...uleb(0)]])),
@@ -258,9 +266,9 @@ function scanModuleBytes(): Uint8Array {
   ]);
 }
 
-interface Scanner { mem: WasmMemory; fn: (src: number, n: number, tab: number, out: number, first: number) => number }
+interface Scanner { mem: WasmMemory; fn: (src: number, n: number, tab: number, out: number, ids: number, first: number) => number }
 let scanner: Scanner | null | undefined;
-const TAB_OFF = KERNEL_SCRATCH, SRC_OFF = TAB_OFF + PATTERNS, OUT_OFF = SRC_OFF + SCAN_CHUNK * 2;
+const TAB_OFF = KERNEL_SCRATCH, SRC_OFF = TAB_OFF + PATTERNS, OUT_OFF = SRC_OFF + SCAN_CHUNK * 2, IDS_OFF = OUT_OFF + SCAN_CHUNK * 4;
 
 function getScanner(): Scanner | null {
   if (scanner === undefined) {
@@ -269,7 +277,7 @@ function getScanner(): Scanner | null {
       try {
         const bytes = scanModuleBytes();
         if (Wasm.validate(bytes)) {
-          const mem = new Wasm.Memory({ initial: Math.ceil((OUT_OFF + SCAN_CHUNK * 4) / 65536) });
+          const mem = new Wasm.Memory({ initial: Math.ceil((IDS_OFF + SCAN_CHUNK) / 65536) });
           const fn = new Wasm.Instance(new Wasm.Module(bytes), { e: { m: mem } }).exports.scan as Scanner['fn'];
           scanner = { mem, fn };
         }
@@ -282,28 +290,33 @@ function getScanner(): Scanner | null {
 }
 
 /**
- * Calls `visit(positions, count)` with the flat indices i ≥ from (ascending, in batches) at
- * which `table[h[i] & 0x7fff]` is 1, until the end of `h` or until `visit` returns false.
+ * Calls `visit(positions, ids, count)` with the flat indices i ≥ from (ascending, in batches)
+ * at which id = table[h[i] & 0x7fff] is non-zero, and those ids, until the end of `h` or
+ * until `visit` returns false.
  */
-export function forEachPatternPosition(h: Uint16Array, table: Uint8Array, from: number, visit: (pos: Int32Array, count: number) => boolean): void {
+export function forEachPatternPosition(
+  h: Uint16Array, table: Uint8Array, from: number, visit: (pos: Int32Array, ids: Uint8Array, count: number) => boolean,
+): void {
   const s = getScanner();
   if (s) {
     new Uint8Array(s.mem.buffer, TAB_OFF, PATTERNS).set(table);
     const src = new Uint16Array(s.mem.buffer, SRC_OFF, SCAN_CHUNK);
     const out = new Int32Array(s.mem.buffer, OUT_OFF, SCAN_CHUNK);
+    const ids = new Uint8Array(s.mem.buffer, IDS_OFF, SCAN_CHUNK);
     for (let c = from; c < h.length; c += SCAN_CHUNK) {
       const n = Math.min(SCAN_CHUNK, h.length - c);
       src.set(h.subarray(c, c + n));
-      const k = s.fn(SRC_OFF, n, TAB_OFF, OUT_OFF, c);
-      if (k > 0 && !visit(out, k)) return;
+      const k = s.fn(SRC_OFF, n, TAB_OFF, OUT_OFF, IDS_OFF, c);
+      if (k > 0 && !visit(out, ids, k)) return;
     }
     return;
   }
   const out = new Int32Array(SCAN_CHUNK);
+  const ids = new Uint8Array(SCAN_CHUNK);
   for (let c = from; c < h.length; c += SCAN_CHUNK) {
     const end = Math.min(h.length, c + SCAN_CHUNK);
     let k = 0;
-    for (let i = c; i < end; i++) { out[k] = i; k += table[h[i]! & 0x7fff]!; }
-    if (k > 0 && !visit(out, k)) return;
+    for (let i = c; i < end; i++) { const t = table[h[i]! & 0x7fff]!; out[k] = i; ids[k] = t; k += t !== 0 ? 1 : 0; }
+    if (k > 0 && !visit(out, ids, k)) return;
   }
 }
