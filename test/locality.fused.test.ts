@@ -161,3 +161,22 @@ test('forEachPatternPosition lists exactly the positions (and ids) of the table 
   forEachPatternPosition(h, table, 0, () => { calls++; return false; });
   assert.equal(calls, 1, 'visit returning false stops the scan');
 });
+
+test('analyze with two or more tuned runs reads once for sparsity, locality and maps; files equal the separate passes', { timeout: 120_000 }, async () => {
+  const { analyze } = await import('../src/run/analyze.js');
+  const { fixture } = await import('./helpers.js');
+  const base = fixture('locality', 'base');
+  const runs = ['a', 'b', 'c'].map((r) => fixture('locality', 'runs', `run-${r}`));
+  const dir = tempDir();
+  const log: string[] = [];
+  const stages = ['sparsity', 'maps', 'locality'];
+  await analyze(base, runs, path.join(dir, 'one'), { stages, threads: 2 }, { log: (m) => log.push(m) });
+  assert.ok(log.some((m) => m.startsWith('sparsity + locality ')), 'the sparsity stage ran the locality pass');
+  assert.ok(!log.some((m) => /^locality \d/.test(m)), `the locality stage made no pass of its own: ${log.join(' | ')}`);
+  // separately: sparsity + maps from the sparsity pass, locality from its own pass
+  await analyze(base, runs, path.join(dir, 'a'), { stages: ['sparsity', 'maps'], threads: 2 });
+  await analyze(base, runs, path.join(dir, 'b'), { stages: ['locality'], threads: 2 });
+  for (const [f, d] of [['sparsity.json', 'a'], ['maps.json', 'a'], ['locality.json', 'b']] as const) {
+    assert.equal(fs.readFileSync(path.join(dir, 'one', f), 'utf8'), fs.readFileSync(path.join(dir, d, f), 'utf8'), f);
+  }
+});

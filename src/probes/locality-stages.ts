@@ -7,7 +7,8 @@ import { openCheckpoint } from '../io/checkpoint.js';
 import { parseTensorName } from '../model/names.js';
 import type { AnalyzeContext, AnalyzeStage } from '../run/analyze.js';
 import { dynamicsDocument, dynamicsTables, resolveSteps, runDynamicsPass } from './dynamics.js';
-import { localityDocument, localityLayers, localityTables, runLocalityPass } from './locality.js';
+import { type LocalityOptions, type LocalityResult, localityDocument, localityLayers, localityTables, runLocalityPass } from './locality.js';
+import type { SparsityDoc } from './sparsity.js';
 
 /** Why locality cannot run on this analysis, or null. */
 function localitySkip(ctx: AnalyzeContext): string | null {
@@ -16,12 +17,34 @@ function localitySkip(ctx: AnalyzeContext): string | null {
   return null;
 }
 
+/** Whether the locality stage will run (so the sparsity stage can make one pass for both). */
+export function localityWillRun(ctx: AnalyzeContext): boolean {
+  return localitySkip(ctx) === null && (ctx.options.stages === null || ctx.options.stages.includes('locality'));
+}
+
+const PASS = 'locality-pass';
+
+/**
+ * The sparsity stage's pass when locality will run too: ONE read of every checkpoint gives the
+ * full sparsity document, the locality result (kept for the locality stage) and, when given,
+ * the report's pooled masks.
+ */
+export async function sparsityWithLocality(ctx: AnalyzeContext, maps: { side: number; add: NonNullable<LocalityOptions['onMaskImages']> } | null): Promise<SparsityDoc> {
+  const r = await runLocalityPass(ctx.base, ctx.tuned, {
+    probe: ctx.options.probe, threads: ctx.options.threads, fullSparsity: true,
+    ...(maps ? { maskImageSide: maps.side, onMaskImages: maps.add } : {}),
+    onTensor: (name, done, total) => ctx.log(`sparsity + locality ${done + 1}/${total} ${name}`),
+  });
+  ctx.shared.set(PASS, r);
+  return r.sparsity!;
+}
+
 export const localityStage: AnalyzeStage = {
   name: 'locality',
   description: 'cross-run Jaccard of update masks vs Bernoulli and magnitude-matched baselines, consensus histogram, change rate per binade of |W0| (paper §2.2, Table 2; SPEC §2, §4)',
   enabled: localitySkip,
   async run(ctx) {
-    const r = await runLocalityPass(ctx.base, ctx.tuned, {
+    const r = (ctx.shared.get(PASS) as LocalityResult | undefined) ?? await runLocalityPass(ctx.base, ctx.tuned, {
       probe: ctx.options.probe, threads: ctx.options.threads,
       onTensor: (name, done, total) => ctx.log(`locality ${done + 1}/${total} ${name}`),
     });

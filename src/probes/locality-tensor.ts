@@ -7,7 +7,8 @@
 import type { DType } from '../io/dtype.js';
 import { type ChangeRateSlots, changeRateSlotsFromMasks, changeRateSlotsFromPatterns } from './changerate.js';
 import {
-  type Grid, type TensorLocality, MAX_IMAGE_SIDE, bf16PatternCounts, consensusCounts, magnitudeProfileFromPatterns, matrixShape, poolGrid, tensorLocality,
+  type Grid, type PooledMask, type TensorLocality, MAX_IMAGE_SIDE, bf16PatternCounts, consensusCounts, magnitudeProfileFromPatterns, matrixShape, poolGrid,
+  poolMask, tensorLocality,
 } from './locality.js';
 import { magnitudeBins } from './magnitude.js';
 import type { BitMask } from './mask.js';
@@ -19,12 +20,16 @@ export interface ProfileRequest {
   numBins: number;
   /** Keep the consensus image pooled to this longest side (0 = full resolution), or null for none. */
   image: number | null;
+  /** Also pool each run's mask to at most this many cells per side (`poolMask`, the report's heatmaps), or null. */
+  runImages?: number | null;
 }
 
 export interface TensorProfile {
   tensor: TensorLocality;
   changeRate: ChangeRateSlots;
   image: Grid | null;
+  /** Each run's pooled mask (when asked for; 2-D tensors only). */
+  runImages: PooledMask[] | null;
 }
 
 /**
@@ -59,5 +64,6 @@ export function summarizeTensor(
     const max = req.image > 0 ? req.image : Math.min(MAX_IMAGE_SIDE, Math.max(rows, cols));
     image = poolGrid(rows, cols, consensusCounts(masks), max, max, 1 / R);
   }
-  return { tensor, changeRate, image };
+  const runImages = req.runImages != null && masks[0]!.shape.length === 2 ? masks.map((m) => poolMask(m, req.runImages!)) : null;
+  return { tensor, changeRate, image, runImages };
 }

@@ -455,6 +455,18 @@ export function poolGrid(
   return { rows: gr, cols: gc, values, pool: [p, q], sourceShape: [rows, cols] };
 }
 
+/** A mask pooled to at most side×side cells, quantised to bytes (the report's heatmaps). */
+export interface PooledMask { size: [number, number]; pool: [number, number]; bytes: Uint8Array }
+
+/** Pools one mask to at most side×side pixels and quantises: byte = round(255 · fraction changed). */
+export function poolMask(mask: BitMask, side: number): PooledMask {
+  const [rows, cols] = matrixShape(mask.shape);
+  const g = poolGrid(rows, cols, mask, side, side);
+  const bytes = new Uint8Array(g.values.length);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.round(255 * (Number.isFinite(g.values[i]!) ? g.values[i]! : 0));
+  return { size: [g.rows, g.cols], pool: g.pool, bytes };
+}
+
 /** "Full resolution" images are pooled beyond this many cells per side (the caption says so). */
 export const MAX_IMAGE_SIDE = 8192;
 
@@ -756,6 +768,10 @@ export interface LocalityOptions {
   fullSparsity?: boolean;
   /** Called after each tensor (progress). */
   onTensor?: (name: string, index: number, total: number) => void;
+  /** runLocalityPass: also pool each run's mask of every analysed 2-D tensor to at most
+   * this many cells per side and hand them to `onMaskImages` (the report's heatmaps, from the same read). */
+  maskImageSide?: number;
+  onMaskImages?: (name: string, shape: readonly number[], images: PooledMask[]) => void;
 }
 
 export const DEFAULT_LOCALITY: Readonly<LocalityOptions> = {
@@ -802,9 +818,9 @@ class LocalityAccumulator {
     this.cr = newChangeRateAccumulator(R);
   }
 
-  /** The request for a tensor: its bins, and its consensus image if one was asked for. */
+  /** The request for a tensor: its bins, its consensus image and run images if asked for. */
   request(name: string): ProfileRequest {
-    return { numBins: this.o.numBins, image: this.o.consensusFor?.(name) ? this.o.consensusMaxSize : null };
+    return { numBins: this.o.numBins, image: this.o.consensusFor?.(name) ? this.o.consensusMaxSize : null, runImages: this.o.maskImageSide ?? null };
   }
 
   add(name: string, baseBytes: Uint8Array, dtype: DType, masks: BitMask[], nonFinite: number[]): void {
@@ -876,6 +892,7 @@ export async function runLocalityPass(baseSpec: string, tunedSpecs: readonly str
         onProfile: (name, p) => {
           profiled.add(name);
           acc.addProfile(name, p);
+          if (p.runImages) o.onMaskImages?.(name, p.tensor.shape, p.runImages);
           o.onTensor?.(name, done++, names.size);
         },
       },

@@ -37,9 +37,9 @@ import { type Table, envelope, writeOutputs } from '../report/output.js';
 import { type GeometryRun, boundsTables, principalTables, runGeometry, spectrumTables } from './geometry.js';
 import { sparsityTables } from './merge.js';
 import type { ShardSpec } from './shard.js';
-import { dynamicsStage, localityStage } from '../probes/locality-stages.js';
+import { dynamicsStage, localityStage, localityWillRun, sparsityWithLocality } from '../probes/locality-stages.js';
 import { writeReport } from '../report/html/index.js';
-import { mapsOnMask, mapsStage } from '../report/html/stage.js';
+import { mapsOnMask, mapsPooledSink, mapsStage } from '../report/html/stage.js';
 
 export interface AnalyzeOptions {
   k: number;
@@ -108,6 +108,11 @@ export const sparsityStage: AnalyzeStage = {
   async run(ctx) {
     // The same read feeds the report's heatmaps (maps stage), when that stage runs.
     const maps = ctx.options.shard === null && (ctx.options.stages === null || ctx.options.stages.includes('maps'));
+    if (localityWillRun(ctx)) {
+      // One read for sparsity, locality and the maps (the locality stage reuses the pass).
+      const doc = await sparsityWithLocality(ctx, maps ? mapsPooledSink(ctx) : null);
+      return [{ name: 'sparsity', doc, tables: sparsityTables(doc) }];
+    }
     const doc = await updateSparsity(ctx.base, ctx.tuned, { probe: ctx.options.probe, threads: ctx.options.threads, shard: ctx.options.shard, ...(maps ? { onMask: mapsOnMask(ctx) } : {}) });
     return [{ name: 'sparsity', doc, tables: sparsityTables(doc) }];
   },

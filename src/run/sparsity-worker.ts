@@ -24,5 +24,6 @@ serveTasks<RangeTask, RangeResult>((task, data) => {
   const result = runRangeTask(ctx, task);
   const transfer = result.tuned.flatMap((t) => (t.words ? [t.words.buffer as ArrayBuffer] : []));
   if (result.profile?.image) transfer.push(result.profile.image.values.buffer as ArrayBuffer);
+  for (const p of result.profile?.runImages ?? []) transfer.push(p.bytes.buffer as ArrayBuffer);
   return { result, transfer };
 });

@@ -8,7 +8,7 @@
 import type { TensorSource } from '../../io/checkpoint.js';
 import { parseTensorName } from '../../model/names.js';
 import type { BitMask } from '../../probes/mask.js';
-import { matrixShape, poolGrid } from '../../probes/locality.js';
+import { type PooledMask, poolMask } from '../../probes/locality.js';
 import { envelope } from '../output.js';
 import type { HeatmapTensor } from './model.js';
 
@@ -36,14 +36,7 @@ export function mapSide(tensors: number, runs: number, o: MapsOptions = DEFAULT_
   return Math.max(32, Math.min(o.maxSide, Math.floor(Math.sqrt(perImage))));
 }
 
-/** Pools one mask to at most side×side pixels and quantises: byte = round(255 · fraction changed). */
-export function poolMask(mask: BitMask, side: number): { size: [number, number]; pool: [number, number]; bytes: Uint8Array } {
-  const [rows, cols] = matrixShape(mask.shape);
-  const g = poolGrid(rows, cols, mask, side, side);
-  const bytes = new Uint8Array(g.values.length);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.round(255 * (Number.isFinite(g.values[i]!) ? g.values[i]! : 0));
-  return { size: [g.rows, g.cols], pool: g.pool, bytes };
-}
+export { poolMask };
 
 /** Collects the maps tensor by tensor, so a caller that already holds the masks adds them once. */
 export class MapsCollector {
@@ -63,9 +56,18 @@ export class MapsCollector {
   add(name: string, masks: readonly BitMask[], headDim?: number): void {
     if (masks.length !== this.runs.length) throw new RangeError(`maps: ${masks.length} masks for ${this.runs.length} runs`);
     if (masks[0]!.shape.length !== 2) return;
-    const t: HeatmapTensor = { shape: [masks[0]!.shape[0]!, masks[0]!.shape[1]!], size: [0, 0], pool: [1, 1], runs: {} };
-    masks.forEach((m, r) => {
-      const p = poolMask(m, this.side);
+    this.addPooled(name, masks[0]!.shape, masks.map((m) => poolMask(m, this.side)), headDim);
+  }
+
+  /**
+   * Same as `add` from masks already pooled with `poolMask(mask, this.side)` (the locality
+   * pass pools them in the worker that read them).
+   */
+  addPooled(name: string, shape: readonly number[], pooled: readonly PooledMask[], headDim?: number): void {
+    if (pooled.length !== this.runs.length) throw new RangeError(`maps: ${pooled.length} masks for ${this.runs.length} runs`);
+    if (shape.length !== 2) return;
+    const t: HeatmapTensor = { shape: [shape[0]!, shape[1]!], size: [0, 0], pool: [1, 1], runs: {} };
+    pooled.forEach((p, r) => {
       t.size = p.size; t.pool = p.pool;
       t.runs[this.runs[r]!] = Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength).toString('base64');
     });

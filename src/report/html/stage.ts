@@ -8,6 +8,7 @@
  */
 import { openCheckpoint } from '../../io/checkpoint.js';
 import { isLinearWeight, parseTensorName } from '../../model/names.js';
+import type { PooledMask } from '../../probes/locality.js';
 import type { BitMask } from '../../probes/mask.js';
 import { updateSparsity } from '../../probes/sparsity.js';
 import type { AnalyzeContext, AnalyzeStage } from '../../run/analyze.js';
@@ -16,6 +17,7 @@ import { MapsCollector, headDimOf } from './maps.js';
 interface SharedMaps {
   collector: MapsCollector;
   onMask: (tunedIndex: number, name: string, mask: BitMask) => void;
+  addPooled: (name: string, shape: readonly number[], images: PooledMask[]) => void;
   /** True once a pass has fed every mask. */
   fed: boolean;
 }
@@ -45,9 +47,22 @@ function sharedMaps(ctx: AnalyzeContext): SharedMaps {
       ms[r] = mask;
       if (ms.every((m) => m !== undefined)) { pending.delete(name); collector.add(name, ms as BitMask[], headDim); } else pending.set(name, ms);
     },
+    addPooled(name, shape, images) {
+      if (linear.has(name)) collector.addPooled(name, shape, images, headDim);
+    },
   };
   ctx.shared.set(KEY, s);
   return s;
+}
+
+/**
+ * The locality pass's sink for masks it pools in its workers (when the sparsity stage runs
+ * as part of that pass): the pooling side to ask for, and where to add the pooled masks.
+ */
+export function mapsPooledSink(ctx: AnalyzeContext): { side: number; add: (name: string, shape: readonly number[], images: PooledMask[]) => void } {
+  const s = sharedMaps(ctx);
+  s.fed = true;
+  return { side: s.collector.side, add: s.addPooled };
 }
 
 /** The sparsity stage's `onMask`: feeds the report's maps from the same read. */
