@@ -34,11 +34,11 @@ import { MODULE_KINDS, type ModuleKind, compareTensorNames, isLinearWeight, pars
 import { type Table, envelope } from '../report/output.js';
 import { type Pairing, pairTensors } from '../run/pair.js';
 import { defaultThreads, runOrdered, workerUrl } from '../run/pool.js';
+import type { SparsityWorkerData } from '../run/sparsity-worker.js';
 import { type ShardSpec, selectShard } from '../run/shard.js';
 import { BitMask } from './mask.js';
-import { runRangeTask } from './locality-engine.js';
 import type { ProfileRequest, TensorProfile } from './locality-tensor.js';
-import { type EngineConfig, type RangeResult, type RangeTask, createScratch } from './sparsity-engine.js';
+import { type EngineConfig, type RangeResult, type RangeTask, compareRange, createScratch } from './sparsity-engine.js';
 import { DEFAULT_PROBE, type ProbeOptions } from './update.js';
 
 // ---------------------------------------------------------------------------------------
@@ -463,20 +463,22 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
     };
 
     const ctx = { scratch: createScratch(cfg), base, tuned, cfg };
+    // The locality engine (and its imports) only when profile tasks exist: plain sparsity starts faster.
+    const runTask = o.profile ? (await import('./locality-engine.js')).runRangeTask : compareRange;
     const perThread = o.minBytesPerThread ?? 64 * 2 ** 20;
     const useThreads = perThread > 0 ? Math.min(threads, Math.max(1, Math.floor(totalBytes / perThread))) : threads;
     if (useThreads <= 1 || tasks.length <= 1) {
-      tasks.forEach((t, i) => onResult(i, runRangeTask(ctx, t)));
+      tasks.forEach((t, i) => onResult(i, runTask(ctx, t)));
     } else {
       // the main thread works too: threads − 1 workers
       await runOrdered<RangeTask, RangeResult>(tasks, {
         worker: workerUrl('../run/sparsity-worker', import.meta.url),
-        workerData: { base: base.root, tuned: tuned.map((t) => t.root), cfg },
+        workerData: { base: base.root, tuned: tuned.map((t) => t.root), cfg, profile: !!o.profile } satisfies SparsityWorkerData,
         threads: useThreads,
         // Results are small counts unless masks are wanted: then the window bounds the mask
         // words in flight (~rangeElems/8 bytes per tuned model and task).
         window: (o.onMask ? 4 : 32) * useThreads,
-        local: (t) => runRangeTask(ctx, t),
+        local: (t) => runTask(ctx, t),
         onResult,
       });
     }
