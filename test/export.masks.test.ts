@@ -114,6 +114,8 @@ test('buildMasks on the Qwen2-like fixture: every linear weight, stated densitie
   assert.ok(fs.readFileSync(again).equals(fs.readFileSync(path.join(dir, 'random-like-safe.safetensors'))));
   const meta = SafetensorsFile.inspect(again).metadata;
   assert.equal(meta.format, 'pt');
+  // masks are parked in a spill file while built (bounded memory); nothing is left behind
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['again.safetensors', 'low.safetensors', 'nonprinc.safetensors', 'princ.safetensors', 'random-like-safe.safetensors', 'safe.safetensors']);
   assert.equal(JSON.parse(meta['rlvr_lens.masks']!).meaning, '1 = trainable');
 });
 

@@ -22,7 +22,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RlvrError, UsageError } from '../errors.js';
+import { RlvrError, UsageError, fromSystemError } from '../errors.js';
 import { decodeToFloat32 } from '../io/dtype.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { type TensorToWrite, writeSafetensors } from '../io/writer.js';
@@ -173,6 +173,7 @@ export async function buildMasks(opts: MaskOptions, scorers: MaskScorers | undef
   if (!fs.existsSync(path.dirname(out))) throw new RlvrError('parent folder does not exist', { file: path.dirname(out), code: 'ENOENT' });
 
   const src = openCheckpoint(opts.base);
+  let spill: MaskSpill | null = null;
   try {
     if (src.files.some((f) => path.resolve(f) === out)) throw new UsageError(`${opts.out}: the output would overwrite an input file`);
     let layers: number[] | null = null;
@@ -192,7 +193,11 @@ export async function buildMasks(opts: MaskOptions, scorers: MaskScorers | undef
     }).sort(compareTensorNames);
     if (names.length === 0) throw new UsageError(`${opts.base}: no 2-D linear weights${layers || opts.modules ? ' in the chosen layers/modules' : ''}`);
 
-    const masks = new Map<string, BitMask>();
+    // Each mask goes to a spill file (its bitset words, 1/8 byte per entry) as soon as it is
+    // built, so memory holds one tensor's mask, not all of them (~9 GB of bitsets for 70B);
+    // the output is written from the spill once the totals for its header are known.
+    spill = new MaskSpill(out);
+    const parked = spill;
     const reports: MaskTensorReport[] = [];
     let done = 0;
     for (const name of names) {
@@ -205,7 +210,7 @@ export async function buildMasks(opts: MaskOptions, scorers: MaskScorers | undef
       const princ = needPrinc ? await sc.principal(name, w, rows, cols, alpha, k, { dtype: src.info(name).dtype, bytes }) : null;
       const low = needLow ? await sc.low(name, w, rows, cols, alpha) : null;
       const mask = combineMasks(opts.kind, princ, low, opts.kind === 'random-like-safe' ? new Rng(moduleSeed(seed, name)) : undefined);
-      masks.set(name, mask);
+      parked.put(name, mask);
       const p = parseTensorName(name);
       const trainable = mask.count();
       reports.push({ name, layer: p.layer, module: p.kind, shape: [rows, cols], k: needPrinc ? k : null, trainable, total: mask.length, fraction: trainable / mask.length });
@@ -223,10 +228,7 @@ export async function buildMasks(opts: MaskOptions, scorers: MaskScorers | undef
       out, kind: opts.kind, alpha, rank, seed, tensors: reports, trainable, total, fraction: trainable / total,
       modelParams, fractionOfModel: (modelParams - total + trainable) / modelParams, byModule,
     };
-    const tensors: TensorToWrite[] = names.map((name) => {
-      const m = masks.get(name)!;
-      return { name, dtype: 'BOOL', shape: m.shape, data: () => m.toBytes() };
-    });
+    const tensors: TensorToWrite[] = names.map((name) => ({ name, dtype: 'BOOL', shape: parked.shape(name), data: () => parked.get(name).toBytes() }));
     writeSafetensors(out, tensors, {
       format: 'pt',
       'rlvr_lens.masks': JSON.stringify({
@@ -236,6 +238,48 @@ export async function buildMasks(opts: MaskOptions, scorers: MaskScorers | undef
     });
     return result;
   } finally {
+    spill?.close();
     src.close();
+  }
+}
+
+/** Masks parked on disk next to the output (a hidden temp file, removed on close). */
+class MaskSpill {
+  private readonly file: string;
+  private fd: number | null;
+  private offset = 0;
+  private readonly where = new Map<string, { offset: number; shape: number[] }>();
+
+  constructor(private readonly out: string) {
+    this.file = path.join(path.dirname(out), `.${path.basename(out)}.masks-${process.pid}.tmp`);
+    try { this.fd = fs.openSync(this.file, 'w+'); } catch (e) { throw fromSystemError(e, out, 'write'); }
+  }
+
+  put(name: string, m: BitMask): void {
+    const b = new Uint8Array(m.words.buffer, m.words.byteOffset, m.words.byteLength);
+    try {
+      for (let done = 0; done < b.byteLength;) done += fs.writeSync(this.fd!, b, done, b.byteLength - done, this.offset + done);
+    } catch (e) { throw fromSystemError(e, this.out, 'write'); }
+    this.where.set(name, { offset: this.offset, shape: [...m.shape] });
+    this.offset += b.byteLength;
+  }
+
+  shape(name: string): number[] { return this.where.get(name)!.shape; }
+
+  get(name: string): BitMask {
+    const w = this.where.get(name)!;
+    const m = new BitMask(w.shape);
+    const b = new Uint8Array(m.words.buffer, m.words.byteOffset, m.words.byteLength);
+    for (let done = 0; done < b.byteLength;) {
+      const n = fs.readSync(this.fd!, b, done, b.byteLength - done, w.offset + done);
+      if (n === 0) throw new RlvrError('mask spill file ended early', { file: this.file, code: 'E_SPILL' });
+      done += n;
+    }
+    return m;
+  }
+
+  close(): void {
+    if (this.fd !== null) { try { fs.closeSync(this.fd); } catch { /* ignore */ } this.fd = null; }
+    try { fs.rmSync(this.file, { force: true }); } catch { /* nothing to clean up */ }
   }
 }
