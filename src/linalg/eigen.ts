@@ -67,8 +67,9 @@ function tred2(n: number, T: Float64Array, d: Float64Array, e: Float64Array): vo
       for (let j = 0; j < i; j++) {
         f = d[j]!;
         T[i * n + j] = f;
-        g = e[j]! + T[j * n + j]! * f;
-        for (let k = j + 1; k <= i - 1; k++) { g += T[j * n + k]! * d[k]!; e[k] = e[k]! + T[j * n + k]! * f; }
+        const tj = j * n;
+        g = e[j]! + T[tj + j]! * f;
+        for (let k = j + 1; k < i; k++) { const t = T[tj + k]!; g += t * d[k]!; e[k] = e[k]! + t * f; }
         e[j] = g;
       }
       f = 0;
@@ -77,7 +78,8 @@ function tred2(n: number, T: Float64Array, d: Float64Array, e: Float64Array): vo
       for (let j = 0; j < i; j++) e[j] = e[j]! - hh * d[j]!;
       for (let j = 0; j < i; j++) {
         f = d[j]!; g = e[j]!;
-        for (let k = j; k <= i - 1; k++) T[j * n + k] = T[j * n + k]! - (f * e[k]! + g * d[k]!);
+        const tj = j * n;
+        for (let k = j; k < i; k++) T[tj + k] = T[tj + k]! - (f * e[k]! + g * d[k]!);
         d[j] = T[j * n + (i - 1)]!;
         T[j * n + i] = 0;
       }
@@ -90,10 +92,12 @@ function tred2(n: number, T: Float64Array, d: Float64Array, e: Float64Array): vo
     const h = d[i + 1]!;
     if (h !== 0) {
       for (let k = 0; k <= i; k++) d[k] = T[(i + 1) * n + k]! / h;
+      const ti = (i + 1) * n;
       for (let j = 0; j <= i; j++) {
         let g = 0;
-        for (let k = 0; k <= i; k++) g += T[(i + 1) * n + k]! * T[j * n + k]!;
-        for (let k = 0; k <= i; k++) T[j * n + k] = T[j * n + k]! - g * d[k]!;
+        const tj = j * n;
+        for (let k = 0; k <= i; k++) g += T[ti + k]! * T[tj + k]!;
+        for (let k = 0; k <= i; k++) T[tj + k] = T[tj + k]! - g * d[k]!;
       }
     }
     for (let k = 0; k <= i; k++) T[(i + 1) * n + k] = 0;
@@ -143,7 +147,15 @@ function tql2(n: number, Vt: Float64Array, d: Float64Array, e: Float64Array): vo
           p = c * d[i]! - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]!);
           const r0 = i * n, r1 = r0 + n;
-          for (let k = 0; k < n; k++) {
+          let k = 0;
+          for (; k + 1 < n; k += 2) {
+            const x = Vt[r1 + k]!, y = Vt[r0 + k]!, x1 = Vt[r1 + k + 1]!, y1 = Vt[r0 + k + 1]!;
+            Vt[r1 + k] = s * y + c * x;
+            Vt[r0 + k] = c * y - s * x;
+            Vt[r1 + k + 1] = s * y1 + c * x1;
+            Vt[r0 + k + 1] = c * y1 - s * x1;
+          }
+          for (; k < n; k++) {
             const x = Vt[r1 + k]!, y = Vt[r0 + k]!;
             Vt[r1 + k] = s * y + c * x;
             Vt[r0 + k] = c * y - s * x;

@@ -162,11 +162,12 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
     // Residuals of the first min(k+1, l) Ritz triplets.
     const nr = Math.min(k + 1, l);
     const res = new Float64Array(nr);
+    const zw = ZW.data, xw = XW.data;
     for (let r = 0; r < s; r++) {
       const o = r * l;
       for (let i = 0; i < nr; i++) {
         const si = sigma[i]!;
-        const d = si > 0 ? ZW.data[o + i]! / si - si * XW.data[o + i]! : ZW.data[o + i]!;
+        const d = si > 0 ? zw[o + i]! / si - si * xw[o + i]! : zw[o + i]!;
         res[i] = res[i]! + d * d;
       }
     }
@@ -202,9 +203,11 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
     }
     nextCheck = iterations + skip;
     // Next block: span(ZW) with columns scaled by 1/σ² (≈ the Ritz vectors; better conditioned).
-    for (let r = 0; r < s; r++) for (let i = 0; i < l; i++) {
-      const lam = sigma[i]! * sigma[i]!;
-      if (lam > 0) ZW.data[r * l + i] = ZW.data[r * l + i]! / lam;
+    const lam = new Float64Array(l);
+    for (let i = 0; i < l; i++) { const x = sigma[i]! * sigma[i]!; lam[i] = x > 0 ? x : 1; } // x/1 = x exactly
+    for (let r = 0; r < s; r++) {
+      const o = r * l;
+      for (let i = 0; i < l; i++) zw[o + i] = zw[o + i]! / lam[i]!;
     }
     X = await orthonormalizeFast(ZW, threads, orthWs);
   }
