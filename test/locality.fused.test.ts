@@ -22,12 +22,12 @@ import { tempDir } from './helpers.js';
 
 const NAMES = [
   'model.layers.0.mlp.up_proj.weight', // 301 × 500 = 150,500 entries: two kernel chunks, the last partial
-  'model.layers.0.self_attn.q_proj.weight', // 64 × 37: few distinct magnitudes, many ties
+  'model.layers.0.self_attn.q_proj.weight', // 257 × 301: five distinct magnitudes, each straddling several bins across sub-chunks
   'model.layers.0.self_attn.k_proj.weight', // fp32: the generic path
   'model.layers.1.self_attn.v_proj.weight', // special values
 ];
 const SHAPES: Record<string, [number, number]> = {
-  [NAMES[0]!]: [301, 500], [NAMES[1]!]: [64, 37], [NAMES[2]!]: [16, 40], [NAMES[3]!]: [33, 33],
+  [NAMES[0]!]: [301, 500], [NAMES[1]!]: [257, 301], [NAMES[2]!]: [16, 40], [NAMES[3]!]: [33, 33],
 };
 
 function bf16(x: number): number {
@@ -118,11 +118,12 @@ test('Bf16ProfileKernel: masks and joint histogram equal a per-entry reference',
     const base = new Uint16Array(n).map(() => (rng.uniform() < 0.1 ? [0, 0x8000, 0x7fc0, 0xff80][rng.int(4)]! : bf16(rng.normal())));
     const tuned = Array.from({ length: R }, () => base.map((x) => (rng.uniform() < 0.3 ? (rng.uniform() < 0.2 ? x ^ 0x8000 : x ^ 1) : x)));
     const words = Array.from({ length: R }, () => new Uint32Array(Math.ceil(n / 32)));
+    k.baseWhole(n).set(new Uint8Array(base.buffer));
+    const baseHist = k.baseHistogram(n);
     for (let c = 0; c < n; c += 1024) {
       const m = Math.min(1024, n - c);
-      k.baseRegion(2 * m).set(new Uint8Array(base.buffer, 2 * c, 2 * m));
       tuned.forEach((t, r) => k.tunedRegion(r, 2 * m).set(new Uint8Array(t.buffer, 2 * c, 2 * m)));
-      k.run(m);
+      for (let o = 0; o < m; o += 256) k.run(n, c + o, o, Math.min(256, m - o)); // sub-chunks
       for (let r = 0; r < R; r++) words[r]!.set(k.words(r, m), c >>> 5);
     }
     const got = k.take();
@@ -140,6 +141,7 @@ test('Bf16ProfileKernel: masks and joint histogram equal a per-entry reference',
       joint[mask]!++;
     }
     assert.deepEqual([...got.total], [...total], `R=${R} totals`);
+    assert.deepEqual([...baseHist], [...total], `R=${R} base histogram`);
     changed.forEach((c, r) => assert.deepEqual([...got.changed[r]!], [...c], `R=${R} run ${r}`));
     assert.deepEqual([...got.perRunMask], [...joint], `R=${R} joint`);
     assert.equal(k.take().total.reduce((a, b) => a + b, 0), 0, 'take() clears the histogram');

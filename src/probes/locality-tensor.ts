@@ -7,7 +7,7 @@
 import type { DType } from '../io/dtype.js';
 import { type ChangeRateSlots, changeRateSlotsFromMasks, changeRateSlotsFromPatterns } from './changerate.js';
 import {
-  type Grid, type PooledMask, type TensorLocality, MAX_IMAGE_SIDE, bf16PatternCounts, consensusCounts, magnitudeProfileFromPatterns, matrixShape, poolGrid,
+  type Grid, type MagnitudeBinCounts, type PooledMask, type TensorLocality, MAX_IMAGE_SIDE, bf16PatternCounts, consensusCounts, magnitudeProfileFromPatterns, matrixShape, poolGrid,
   poolMask, tensorLocality,
 } from './locality.js';
 import { magnitudeBins } from './magnitude.js';
@@ -34,12 +34,12 @@ export interface TensorProfile {
 
 /**
  * The profile of one tensor from its base bytes and R update masks. `counts` are the fused
- * kernel's joint histogram of the same tensor when it ran (bf16 only); without them the
- * same numbers come from JS passes over the masks.
+ * kernel's joint histogram of the same tensor when it ran (bf16 only), `bins` its bin counts
+ * when the pass computed them; without them the same numbers come from JS passes.
  */
 export function summarizeTensor(
   name: string, dtype: DType, baseBytes: Uint8Array, masks: readonly BitMask[], nonFinite: readonly number[],
-  req: ProfileRequest, counts?: PatternCounts,
+  req: ProfileRequest, counts?: PatternCounts, bins?: MagnitudeBinCounts,
 ): TensorProfile {
   const R = masks.length;
   const numel = masks[0]!.length;
@@ -49,7 +49,7 @@ export function summarizeTensor(
     const src = baseBytes.byteOffset % 2 === 0 ? baseBytes : baseBytes.slice();
     const h = new Uint16Array(src.buffer, src.byteOffset, numel);
     const pc = counts ?? bf16PatternCounts(h, masks);
-    const prof = magnitudeProfileFromPatterns(h, masks, pc.total, pc.changed, req.numBins);
+    const prof = bins ?? magnitudeProfileFromPatterns(h, masks, pc.total, pc.changed, req.numBins);
     const given = 'consensus' in pc ? pc.consensus : undefined;
     tensor = tensorLocality(name, masks, { ...prof, consensusHistogram: given }, req.numBins, nonFinite, undefined, counts?.perRunMask);
     changeRate = changeRateSlotsFromPatterns('BF16', prof.patternTotal, prof.patternChanged);

@@ -243,6 +243,59 @@ export function bf16PatternCounts(h: Uint16Array, masks: readonly BitMask[]): { 
   return { total, changed, consensus };
 }
 
+/** Merges the NaN patterns 0x7f81..0x7ffe into 0x7fff in place (magnitudeBins ranks NaNs as one group, last). */
+export function mergeNanPatterns(total: Uint32Array, changed: readonly Uint32Array[]): void {
+  for (let m = 0x7f81; m < 0x7fff; m++) {
+    if (total[m] === 0) continue;
+    total[0x7fff]! += total[m]!; total[m] = 0;
+    for (const c of changed) { c[0x7fff]! += c[m]!; c[m] = 0; }
+  }
+}
+
+/** Per-bin sizes and per-run changed counts of a bf16 tensor, with its pattern histograms. */
+export type MagnitudeBinCounts = Omit<MagnitudeProfile, 'consensusHistogram'>;
+
+/** Which patterns fall wholly in one equal-count bin, and which straddle bin boundaries. */
+export interface BinLayout {
+  /** pattern, bin, pattern, bin, … of every non-empty pattern inside one bin. */
+  whole: number[];
+  /** Straddling patterns: ranks [s, s + count), bins b0..b1, and the occurrence index (in
+   * index order) at which each of bins b0+1..b1 starts. */
+  strad: { m: number; s: number; b0: number; b1: number; cuts: number[] }[];
+  /** The merged NaN pattern straddles a boundary (callers then walk the masks instead). */
+  nanStraddles: boolean;
+}
+
+/**
+ * The bin layout of a tensor of n entries from its (NaN-merged) pattern histogram, with
+ * bin = floor(rank · numBins / n) over ranks by (|w0| pattern, flat index), as magnitudeBins.
+ */
+export function binLayout(total: Uint32Array, n: number, numBins: number): BinLayout {
+  const binOf = (rank: number): number => Math.floor((rank * numBins) / n);
+  const firstRankOf = (b: number): number => {
+    let r = Math.ceil((b * n) / numBins);
+    while (r > 0 && binOf(r - 1) >= b) r--;
+    while (binOf(r) < b) r++;
+    return r;
+  };
+  const lay: BinLayout = { whole: [], strad: [], nanStraddles: false };
+  for (let m = 0, s = 0; m < total.length; m++) {
+    const c = total[m]!;
+    if (c > 0) {
+      const b0 = binOf(s), b1 = binOf(s + c - 1);
+      if (b0 === b1) lay.whole.push(m, b0);
+      else {
+        const cuts: number[] = [];
+        for (let b = b0 + 1; b <= b1; b++) cuts.push(firstRankOf(b) - s);
+        lay.strad.push({ m, s, b0, b1, cuts });
+        if (m === 0x7fff) lay.nanStraddles = true;
+      }
+    }
+    s += c;
+  }
+  return lay;
+}
+
 /**
  * The equal-count |W0| bins from a bf16 tensor's pattern histograms (`total`, `changed`;
  * NaN patterns > 0x7f80 are merged into 0x7fff IN PLACE, which is where magnitudeBins ranks
@@ -255,11 +308,7 @@ export function magnitudeProfileFromPatterns(
   const n = h.length;
   const K = 32768;
   const R = masks.length;
-  for (let m = 0x7f81; m < 0x7fff; m++) {
-    if (total[m] === 0) continue;
-    total[0x7fff]! += total[m]!; total[m] = 0;
-    for (const c of changed) { c[0x7fff]! += c[m]!; c[m] = 0; }
-  }
+  mergeNanPatterns(total, changed);
   const binSize = new Float64Array(numBins);
   const perBin = masks.map(() => new Float64Array(numBins));
   const binOf = (rank: number): number => Math.floor((rank * numBins) / n);

@@ -24,7 +24,7 @@ import {
   V128_ANY_TRUE, V128_CONST_I16, V128_LOAD, V128_OR, VOID, Wasm, type WasmMemory, section, simd, sleb, str, uleb, vec,
 } from './bf16-kernel.js';
 
-const I32_LOAD = 0x28, I32_STORE16 = 0x3b;
+const I32_LOAD = 0x28, I32_STORE16 = 0x3b, I32_AND = 0x71, I32_SHR_U = 0x76;
 const V128_STORE = (offset: number): number[] => [...simd(0x0b), 4, ...uleb(offset)];
 const I16X8_MIN_U = simd(0x97);
 const I32X4_EXTEND_LOW_I16X8_U = simd(0xa9), I32X4_EXTEND_HIGH_I16X8_U = simd(0xaa), I32X4_SHL = simd(0xab);
@@ -36,11 +36,11 @@ const PATTERNS = 1 << 15;
 /** Module bytes of the fused kernel for R runs (export `prof`, memory imported as `e.m`). */
 export function profileModuleBytes(R: number, region: number, stride: number): Uint8Array {
   if (!Number.isInteger(R) || R < 1 || R > PROFILE_MAX_RUNS) throw new RangeError(`profile kernel: 1..${PROFILE_MAX_RUNS} runs`);
-  // The tuned regions lie at a + (r+1)·region and run r's words at out + r·stride: both are
-  // baked into the load/store offsets, so only a, out and hist live in registers (with R = 8,
-  // per-run pointers would need more general registers than x64 has).
-  const A = 0, N = 1, OUT = 2, HIST = 3;
-  const ADDR = 4; // i32 local: address temp
+  // The tuned regions lie at t + r·region and run r's words at out + r·stride: both are
+  // baked into the load/store offsets, so only a, t, out and hist live in registers (with
+  // R = 8, per-run pointers would need more general registers than x64 has).
+  const A = 0, TT = 1, N = 2, OUT = 3, HIST = 4;
+  const ADDR = 5; // i32 local: address temp
   const V = ADDR + 1; // v128 locals
   const X = V, Y = V + 2, C = V + 3, RM = V + 5, ACC = V + 7, KMAX = V + 8, KMIN = V + 9, LO = V + 10;
   const g = (i: number): number[] => [LOCAL_GET, i];
@@ -57,7 +57,7 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
     }
     for (let r = 0; r < R; r++) {
       for (let k = 0; k < 2; k++) {
-        emit(g(A), V128_LOAD((r + 1) * region + 32 * hp + 16 * k), LOCAL_SET, Y);
+        emit(g(TT), V128_LOAD(r * region + 32 * hp + 16 * k), LOCAL_SET, Y);
         // changed = (x != y) & ((x | y) != 0x8000), as in bf16-kernel's diff
         emit(g(X + k), g(Y), I16X8_NE, g(X + k), g(Y), V128_OR, LOCAL_TEE, Y, V128_CONST_I16(0x8000), I16X8_NE, V128_AND, LOCAL_SET, C + k);
         emit(g(ACC), g(Y), V128_CONST_I16(0x7f80), V128_AND, I16X8_MAX_U, LOCAL_SET, ACC);
@@ -79,6 +79,7 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
     }
   }
   emit(g(OUT), I32_CONST, 4, I32_ADD, LOCAL_SET, OUT);
+  emit(g(TT), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, TT);
   emit(g(A), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, A);
   emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
   emit(BR, 0, END, END);
@@ -86,15 +87,40 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
   emit(I32_CONST, 0, g(KMAX), V128_STORE(16), I32_CONST, 0, g(KMIN), V128_STORE(32));
   emit(END);
   const body = [...vec([[1, I32], [11, V128]]), ...code];
-  const params = [[I32], [I32], [I32], [I32]];
+  const hist = histFunctionBody();
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec(params), ...vec([])]])),
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([])], [0x60, ...vec([[I32], [I32], [I32]]), ...vec([])]])),
     ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)]])),
-    ...section(3, vec([uleb(0)])),
-    ...section(7, vec([[...str('prof'), 0x00, ...uleb(0)]])),
-    ...section(10, vec([[...uleb(body.length), ...body]])),
+    ...section(3, vec([uleb(0), uleb(1)])),
+    ...section(7, vec([[...str('prof'), 0x00, ...uleb(0)], [...str('hist'), 0x00, ...uleb(1)]])),
+    ...section(10, vec([[...uleb(body.length), ...body], [...uleb(hist.length), ...hist]])),
   ]);
+}
+
+/**
+ * `hist(src, pairs, out)`: the 15-bit pattern histogram of 2·pairs bf16 entries at `src`,
+ * even entries into u32 cells at `out`, odd ones at out + 2^17 (two tables, so runs of one
+ * pattern do not wait on their own previous increment); callers add the two.
+ */
+function histFunctionBody(): number[] {
+  const SRC = 0, N = 1, OUT = 2, X = 3, AD = 4;
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(N), I32_EQZ, BR_IF, 1);
+  emit(g(SRC), I32_LOAD, 2, 0, LOCAL_SET, X);
+  // low half: entry 2i; high half: entry 2i + 1 (little-endian u16 pair in one u32)
+  emit(g(OUT), g(X), I32_CONST, ...sleb(0x7fff), I32_AND, I32_CONST, 2, I32_SHL, I32_ADD, LOCAL_TEE, AD);
+  emit(g(AD), I32_LOAD, 2, 0, I32_CONST, 1, I32_ADD, I32_STORE, 2, 0);
+  emit(g(OUT), g(X), I32_CONST, 16, I32_SHR_U, I32_CONST, ...sleb(0x7fff), I32_AND, I32_CONST, 2, I32_SHL, I32_ADD, LOCAL_TEE, AD);
+  emit(g(AD), I32_LOAD, 2, ...uleb(PATTERNS * 4), I32_CONST, 1, I32_ADD, I32_STORE, 2, ...uleb(PATTERNS * 4));
+  emit(g(SRC), I32_CONST, 4, I32_ADD, LOCAL_SET, SRC);
+  emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
+  emit(BR, 0, END, END);
+  emit(END);
+  return [...vec([[2, I32]]), ...code];
 }
 
 const compiled = new Map<string, object | null>();
@@ -129,74 +155,131 @@ export interface PatternCounts {
 }
 
 /**
- * One fused-kernel instance: its own memory holding a base chunk region, R tuned chunk
- * regions (files are read straight into them), the mask words and the joint histogram.
- * Use: per chunk, fill `baseRegion`/`tunedRegion(r)`, call `run(n)`, read `words(r, n)`;
- * after a tensor's last chunk, `take()` returns its counts and clears the histogram.
+ * One fused-kernel instance: its own memory holding R tuned chunk regions (files are read
+ * straight into them), the mask words, the joint histogram, the base tensor's pattern
+ * histogram and the WHOLE base tensor (grown as needed: the locality probe keeps it anyway
+ * for the bins, and having it first lets `baseHistogram` find the straddling patterns before
+ * the pass). Use per tensor: read the base into `baseWhole(n)`, `baseHistogram(n)`; per chunk,
+ * fill `tunedRegion(r)` and call `run(baseEntry, tunedEntry, count)` on it (in sub-chunks if
+ * wanted), read `words(r, n)`; after the last chunk, `take()` returns the tensor's counts and
+ * clears the histogram. `row(key)` reads one pattern's 2^R run-mask cells (cumulative).
  */
 export class Bf16ProfileKernel {
   readonly runs: number;
   readonly maxElems: number;
-  private readonly memory: WasmMemory;
-  private readonly fn: (a: number, groups: number, out: number, hist: number) => void;
-  private readonly offA: number;
-  private readonly offT: number[];
+  private memory: WasmMemory;
+  private readonly prof: (a: number, t: number, groups: number, out: number, hist: number) => void;
+  private readonly hist: (src: number, pairs: number, out: number) => void;
+  private readonly offT: number;
   private readonly offW: number;
   private readonly offH: number;
+  private readonly offBH: number;
+  private readonly offBase: number;
+  private readonly region: number;
   private readonly stride: number;
   private kmin = PATTERNS;
   private kmax = -1;
   private padding = 0;
   private readonly out: PatternCounts;
+  /** Views on the memory, remade when it grows (creating views per call showed in profiles). */
+  private hView!: Uint32Array;
+  private scratch16!: Uint16Array;
+  private scratch32!: Uint32Array;
+
+  private refreshViews(): void {
+    this.hView = new Uint32Array(this.memory.buffer, this.offH, PATTERNS << this.runs);
+    this.scratch16 = new Uint16Array(this.memory.buffer, 16, 16);
+    this.scratch32 = new Uint32Array(this.memory.buffer, 0, 1);
+  }
 
   constructor(R: number, maxElems: number) {
     this.runs = R;
     this.maxElems = Math.ceil(Math.max(32, maxElems) / 32) * 32;
-    const region = Math.ceil((this.maxElems * 2) / 64) * 64;
+    this.region = Math.ceil((this.maxElems * 2) / 64) * 64;
     this.stride = this.maxElems / 8;
-    const m = moduleFor(R, region, this.stride);
+    const m = moduleFor(R, this.region, this.stride);
     if (!m || process.env.RLVR_NO_WASM === '1') throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
     let top = KERNEL_SCRATCH;
     const alloc = (bytes: number): number => { const off = top; top += Math.ceil(bytes / 64) * 64; return off; };
-    this.offA = alloc(region);
-    this.offT = Array.from({ length: R }, () => alloc(region)); // contiguous: offA + (r+1)·region
+    this.offT = alloc(this.region * R); // run r's region at offT + r·region
     this.offW = alloc(this.stride * R);
     this.offH = alloc(PATTERNS * (1 << R) * 4);
-    this.memory = new Wasm.Memory({ initial: Math.ceil(top / 65536) });
-    this.fn = new Wasm.Instance(m, { e: { m: this.memory } }).exports.prof as (a: number, groups: number, out: number, hist: number) => void;
+    this.offBH = alloc(PATTERNS * 4 * 2);
+    this.offBase = top; // grows with the largest tensor seen
+    this.memory = new Wasm.Memory({ initial: Math.ceil((top + this.region) / 65536) });
+    const ex = new Wasm.Instance(m, { e: { m: this.memory } }).exports;
+    this.prof = ex.prof as Bf16ProfileKernel['prof'];
+    this.hist = ex.hist as Bf16ProfileKernel['hist'];
     this.out = { total: new Uint32Array(PATTERNS), changed: Array.from({ length: R }, () => new Uint32Array(PATTERNS)), perRunMask: new Float64Array(1 << R) };
+    this.refreshViews();
   }
 
-  baseRegion(bytes: number): Uint8Array { return new Uint8Array(this.memory.buffer, this.offA, bytes); }
-  tunedRegion(r: number, bytes: number): Uint8Array { return new Uint8Array(this.memory.buffer, this.offT[r]!, bytes); }
-
-  /** Compares and counts `n` entries (≤ maxElems) of the filled regions. */
-  run(n: number): void {
-    if (n <= 0) return;
-    if (n > this.maxElems) throw new RangeError('Bf16ProfileKernel.run: chunk too large');
-    const groups = Math.ceil(n / 32);
-    const padded = groups * 32;
-    if (padded !== n) {
-      // zero vs zero: unchanged, finite, pattern 0; those cells are taken back in take()
-      new Uint16Array(this.memory.buffer, this.offA, padded).fill(0, n);
-      for (const o of this.offT) new Uint16Array(this.memory.buffer, o, padded).fill(0, n);
-      this.padding += padded - n;
+  /** The region for a whole base tensor of n entries (room for padding to 32 entries). */
+  baseWhole(n: number): Uint8Array {
+    const need = this.offBase + Math.ceil(n / 32) * 64 + 64;
+    const have = this.memory.buffer.byteLength;
+    if (need > have) {
+      (this.memory as unknown as { grow(pages: number): number }).grow(Math.ceil((need - have) / 65536));
+      this.refreshViews();
     }
-    this.fn(this.offA, groups, this.offW, this.offH);
-    const s = new Uint16Array(this.memory.buffer, 16, 16);
+    return new Uint8Array(this.memory.buffer, this.offBase, 2 * n);
+  }
+
+  /** The base tensor's entries (after `baseWhole(n)` was filled). */
+  baseEntries(n: number): Uint16Array { return new Uint16Array(this.memory.buffer, this.offBase, n); }
+
+  /** Entries per 15-bit pattern of the base tensor in `baseWhole(n)` (a new array). */
+  baseHistogram(n: number): Uint32Array {
+    const h2 = new Uint32Array(this.memory.buffer, this.offBH, PATTERNS * 2);
+    h2.fill(0);
+    this.hist(this.offBase, n >>> 1, this.offBH);
+    const out = new Uint32Array(PATTERNS);
+    for (let k = 0; k < PATTERNS; k++) out[k] = h2[k]! + h2[PATTERNS + k]!;
+    if (n & 1) out[this.baseEntries(n)[n - 1]! & 0x7fff]!++;
+    return out;
+  }
+
+  tunedRegion(r: number, bytes: number): Uint8Array { return new Uint8Array(this.memory.buffer, this.offT + r * this.region, bytes); }
+
+  /**
+   * Compares and counts `count` entries: base entries from `baseEntry` of the whole tensor
+   * (of `n` entries) against entries from `tunedEntry` of the tuned regions; the words go to
+   * word offset tunedEntry/32 of `words`. Entry offsets are multiples of 32; only the tensor's
+   * last call may have a count that is not (it is padded with zeros, taken back in take()).
+   */
+  run(n: number, baseEntry: number, tunedEntry: number, count: number): void {
+    if (count <= 0) return;
+    if (tunedEntry + count > this.maxElems) throw new RangeError('Bf16ProfileKernel.run: chunk too large');
+    const groups = Math.ceil(count / 32);
+    const padded = groups * 32;
+    if (padded !== count) {
+      if (baseEntry + count !== n) throw new RangeError('Bf16ProfileKernel.run: only the last call may be partial');
+      // zero vs zero: unchanged, finite, pattern 0
+      new Uint16Array(this.memory.buffer, this.offBase + 2 * baseEntry, padded).fill(0, count);
+      for (let r = 0; r < this.runs; r++) new Uint16Array(this.memory.buffer, this.offT + r * this.region + 2 * tunedEntry, padded).fill(0, count);
+      this.padding += padded - count;
+    }
+    this.prof(this.offBase + 2 * baseEntry, this.offT + 2 * tunedEntry, groups, this.offW + tunedEntry / 8, this.offH);
+    const s = this.scratch16;
     for (let l = 0; l < 8; l++) {
       if (s[l]! > this.kmax) this.kmax = s[l]!;
       if (s[8 + l]! < this.kmin) this.kmin = s[8 + l]!;
     }
   }
 
-  /** Mask words of run r for the last `run(n)` (valid until the next call). */
+  /** Mask words of run r for the chunk's first n entries (valid until the next chunk). */
   words(r: number, n: number): Uint32Array {
     return new Uint32Array(this.memory.buffer, this.offW + r * this.stride, Math.ceil(n / 32));
   }
 
   /** Did the last `run` see an all-ones exponent on either side (a superset test, as `diff`)? */
-  nonFiniteSeen(): boolean { return new Uint32Array(this.memory.buffer, 0, 1)[0] !== 0; }
+  nonFiniteSeen(): boolean { return this.scratch32[0] !== 0; }
+
+  /** Copies the 2^R cumulative run-mask cells of pattern `key` into dst at `at` (padding not taken back). */
+  row(key: number, dst: Uint32Array, at: number): void {
+    const M = 1 << this.runs, h = this.hView, from = key * M;
+    for (let m = 0; m < M; m++) dst[at + m] = h[from + m]!;
+  }
 
   /**
    * The counts accumulated since the last take(), and a cleared histogram. The returned
@@ -208,7 +291,7 @@ export class Bf16ProfileKernel {
     total.fill(0);
     for (const c of changed) c.fill(0);
     perRunMask.fill(0);
-    const h = new Uint32Array(this.memory.buffer, this.offH, PATTERNS * M);
+    const h = this.hView;
     if (this.padding > 0) { h[0]! -= this.padding; this.padding = 0; }
     for (let key = this.kmin; key <= this.kmax; key++) {
       const row = key * M;
@@ -234,7 +317,7 @@ export class Bf16ProfileKernel {
 // ---------------------------------------------------------------------------------------
 
 const SCAN_CHUNK = 1 << 18;
-const I32_LOAD8_U = 0x2d, I32_LOAD16_U = 0x2f, I32_AND = 0x71, I32_NE = 0x47, I32_STORE8 = 0x3a;
+const I32_LOAD8_U = 0x2d, I32_LOAD16_U = 0x2f, I32_NE = 0x47, I32_STORE8 = 0x3a;
 
 /**
  * `scan(src, n, tab, out, ids, first) → count`: for i < n with t = tab[u16(src + 2i) & 0x7fff]
