@@ -4,10 +4,12 @@
  * generator with `--base`) against one base, measured in one run:
  *   - `rlvr-lens locality --base B --tuned T1..T5` end to end (fresh process, default threads,
  *     JSON to /dev/null, no figures) vs `cat` of all six checkpoints from page cache
- *     (target ≤ 1.5×). Each checkpoint file is read once by the mask pass; the base tensor
- *     is re-read right after (page cache) for its magnitude bins, and only 2-D linear
- *     weights are analysed (embeddings are not), so the probe reads less than cat does.
- *   - peak RSS of the probe (masks are bitsets: R × one tensor's bits in flight).
+ *     (target ≤ 1.5×). Each checkpoint file is read once: every analysed tensor is one task
+ *     that reads the base tensor and the five tuned tensors and profiles them where they were
+ *     read (fused WebAssembly compare + joint histogram). Only 2-D linear weights are analysed
+ *     (embeddings are not), so the probe reads less than cat does (~74% of the entries).
+ *   - the mask pass alone (the sparsity probe with onMask over the same tensors), for scale;
+ *   - peak RSS of the probe (masks are bitsets: R × one tensor's bits per worker).
  * Timings are the minimum of RLVR_BENCH_REPEAT (default 3) runs after a warm-up; the spread
  * (max/min − 1) is printed as the noise estimate.
  *
