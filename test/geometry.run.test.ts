@@ -119,6 +119,11 @@ test('analyze: stages + manifest; --shard i/N outputs merge into exactly what on
   // a missing shard is an error, nothing written
   assert.throws(() => mergeOutputs([path.join(dir, 's0'), path.join(dir, 's1')], path.join(dir, 'bad')), /shards missing/);
   assert.equal(fs.existsSync(path.join(dir, 'bad')), false);
+  // the CLI also ends merged analyze shards with the report one run would have written
+  const c = await cli(['merge', ...[0, 1, 2].map((i) => path.join(dir, `s${i}`)), '--out', path.join(dir, 'merged-cli')]);
+  assert.equal(c.code, 0, c.out);
+  assert.match(c.out, /report: .*report\.html/);
+  assert.match(fs.readFileSync(path.join(dir, 'merged-cli', 'report.html'), 'utf8'), /^<!doctype html>/i);
 });
 
 /** The CLI in a child process (dist/ when the tests run from dist/, else the sources via tsx):
