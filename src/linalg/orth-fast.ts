@@ -36,17 +36,9 @@ export async function orthonormalizeFast(Z: Mat64, threads = 1, ws?: OrthWorkspa
   const n = rows * cols;
   const fits = !!ws && ws.scaled.length === n;
   const scaled = fits ? ws!.scaled : new Float64Array(n);
-  const norms = new Float64Array(cols);
-  const z = Z.data;
-  for (let i = 0; i < rows; i++) {
-    const o = i * cols;
-    for (let j = 0; j < cols; j++) { const x = z[o + j]!; norms[j] = norms[j]! + x * x; }
-  }
+  const norms = columnSumsOfSquares(Z.data, rows, cols);
   for (let j = 0; j < cols; j++) norms[j] = norms[j]! > 0 ? 1 / Math.sqrt(norms[j]!) : 0;
-  for (let i = 0; i < rows; i++) {
-    const o = i * cols;
-    for (let j = 0; j < cols; j++) scaled[o + j] = z[o + j]! * norms[j]!;
-  }
+  scaleColumns(Z.data, rows, cols, norms, scaled);
   const first = await cholStep({ rows, cols, data: scaled }, threads, fits ? ws!.q1 : undefined);
   if (!first) return qrThin(Z).Q;
   // One CholeskyQR pass loses orthogonality ~ε·κ²; κ is estimated from diag(R) (a lower
@@ -55,4 +47,43 @@ export async function orthonormalizeFast(Z: Mat64, threads = 1, ws?: OrthWorkspa
   if (first.kappa < 100) return first.Q;
   const second = await cholStep(first.Q, threads, fits ? ws!.q2 : undefined);
   return second ? second.Q : qrThin(Z).Q;
+}
+
+// The two O(rows·cols) passes below work on blocks of 8 columns held in scalar registers
+// (~3× and ~2× faster in V8 than a row-by-row loop through a norms array). Each column is
+// still summed in ascending row order, so the results are bit-identical to the plain loop.
+
+/** Σ_i z[i][j]² per column j of a row-major rows×cols matrix, rows summed in order. */
+function columnSumsOfSquares(z: Float64Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(cols);
+  const end = rows * cols;
+  let j = 0;
+  for (; j + 7 < cols; j += 8) {
+    let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    for (let o = j; o < end; o += cols) {
+      let x = z[o]!; a0 += x * x; x = z[o + 1]!; a1 += x * x; x = z[o + 2]!; a2 += x * x; x = z[o + 3]!; a3 += x * x;
+      x = z[o + 4]!; a4 += x * x; x = z[o + 5]!; a5 += x * x; x = z[o + 6]!; a6 += x * x; x = z[o + 7]!; a7 += x * x;
+    }
+    out[j] = a0; out[j + 1] = a1; out[j + 2] = a2; out[j + 3] = a3; out[j + 4] = a4; out[j + 5] = a5; out[j + 6] = a6; out[j + 7] = a7;
+  }
+  for (; j < cols; j++) {
+    let a = 0;
+    for (let o = j; o < end; o += cols) { const x = z[o]!; a += x * x; }
+    out[j] = a;
+  }
+  return out;
+}
+
+/** out[i][j] = z[i][j] · f[j]. */
+function scaleColumns(z: Float64Array, rows: number, cols: number, f: Float64Array, out: Float64Array): void {
+  const end = rows * cols;
+  let j = 0;
+  for (; j + 7 < cols; j += 8) {
+    const f0 = f[j]!, f1 = f[j + 1]!, f2 = f[j + 2]!, f3 = f[j + 3]!, f4 = f[j + 4]!, f5 = f[j + 5]!, f6 = f[j + 6]!, f7 = f[j + 7]!;
+    for (let o = j; o < end; o += cols) {
+      out[o] = z[o]! * f0; out[o + 1] = z[o + 1]! * f1; out[o + 2] = z[o + 2]! * f2; out[o + 3] = z[o + 3]! * f3;
+      out[o + 4] = z[o + 4]! * f4; out[o + 5] = z[o + 5]! * f5; out[o + 6] = z[o + 6]! * f6; out[o + 7] = z[o + 7]! * f7;
+    }
+  }
+  for (; j < cols; j++) { const fj = f[j]!; for (let o = j; o < end; o += cols) out[o] = z[o]! * fj; }
 }

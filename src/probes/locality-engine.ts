@@ -54,7 +54,8 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
     //    boundary, so the pass can snapshot just those patterns' counts as it goes.
     baseBytes = ctx.base.readBytes(task.name, 0, 2 * n, k.baseWhole(n));
     ctx.onBytes?.(2 * n);
-    const baseTotal = k.baseHistogram(n);
+    const baseHist = k.baseHistogram(n);
+    const baseTotal = baseHist.slice();
     mergeNanPatterns(baseTotal, []);
     const lay = binLayout(baseTotal, n, req.numBins);
     const snap = lay.nanStraddles ? null : new Snapshots(lay.strad.map((x) => x.m), R, n);
@@ -103,7 +104,7 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
         }
       }
     }
-    counts = k.take();
+    counts = k.take(baseHist);
     res.tuned.forEach((t, r) => {
       let c = 0;
       for (let m = 0; m < counts!.perRunMask.length; m++) if ((m >>> r) & 1) c += counts!.perRunMask[m]!;

@@ -284,8 +284,9 @@ export class Bf16ProfileKernel {
   /**
    * The counts accumulated since the last take(), and a cleared histogram. The returned
    * arrays are this kernel's own and are overwritten by the next take(): use them before.
+   * `present` (the base histogram of the same entries, if known) skips empty patterns.
    */
-  take(): PatternCounts {
+  take(present?: Uint32Array): PatternCounts {
     const R = this.runs, M = 1 << R;
     const { total, changed, perRunMask } = this.out;
     total.fill(0);
@@ -294,6 +295,7 @@ export class Bf16ProfileKernel {
     const h = this.hView;
     if (this.padding > 0) { h[0]! -= this.padding; this.padding = 0; }
     for (let key = this.kmin; key <= this.kmax; key++) {
+      if (present && present[key] === 0) continue; // no entry of this pattern: its row is all zero
       const row = key * M;
       let t = 0;
       for (let m = 0; m < M; m++) {
