@@ -37,6 +37,19 @@ test('rankSelect: hand case with ties; NaN ranks as the largest magnitude', () =
   assert.deepEqual([...Array(7).keys()].filter((i) => rankSelect(v, 2, { order: 'bottom', by: 'value' }).get(i)), [1, 3]);
 });
 
+test('rankSelect: the fp32 |x| fast path selects exactly what the general (fp64-key) path selects, incl. NaN, ±Inf, ±0, subnormals, word edges', () => {
+  const rng = new Rng(5);
+  const special = [0, -0, NaN, Infinity, -Infinity, 1e-45, -1e-45, 3, -3];
+  for (const n of [1, 31, 32, 33, 64, 65, 1000]) for (const mode of ['normal', 'ties', 'special'] as const) {
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) v[i] = mode === 'normal' ? rng.normal() : mode === 'ties' ? rng.int(4) - 2 : special[rng.int(special.length)]!;
+    const v64 = Float64Array.from(v); // |x| order and ties are preserved by the widening
+    for (const order of ['top', 'bottom'] as const) for (const c of [0, 1, n >> 2, n >> 1, n - 1, n]) {
+      assert.deepEqual(rankSelect(v, c, { order }).words, rankSelect(v64, c, { order }).words, `n ${n} ${mode} ${order} count ${c}`);
+    }
+  }
+});
+
 test('alphaCount = floor(α·n) without binary-rounding surprises', () => {
   assert.equal(alphaCount(0.5, 7), 3);
   assert.equal(alphaCount(0.29, 100), 29);
