@@ -81,6 +81,23 @@ test('GEMM: the JS kernel is exact on small integers, 2 threads give the same pr
   await assert.rejects(matmul(A, A), /inner dimensions/);
 });
 
+test('GEMM: tall products run in row blocks (one thread) with the same bits as one call, into a given out buffer', async () => {
+  const { rowBlock } = await import('../src/linalg/gemm.js');
+  const rng = new Rng(4);
+  const m = 1300, k = 37, n = 200;
+  assert.ok(rowBlock(m, n) < m, 'this shape is split');
+  for (const tb of [false, true]) {
+    const A = randn(m, k, rng), B = tb ? randn(n, k, rng) : randn(k, n, rng);
+    const out = new Float32Array(m * n).fill(NaN);
+    const blocked = await matmul(A, B, { transB: tb, out });
+    assert.equal(blocked.data, out);
+    // a 2-thread call is not split; per entry MLAS computes the same sum in the same order
+    const whole = await matmul(A, B, { transB: tb, threads: 2 });
+    assert.deepEqual(blocked.data, whole.data);
+    assert.ok(maxAbsDiff(blocked.data, naive(A, B, false, tb)) <= 1e-5 * Math.sqrt(k) * 4);
+  }
+});
+
 test('GEMM: env RLVR_LINALG=js forces the pure-TS backend', async () => {
   const rng = new Rng(3);
   const A = randn(17, 9, rng), B = randn(9, 4, rng);
