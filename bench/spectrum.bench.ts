@@ -3,7 +3,9 @@
  * Qwen2-1.5B-shaped synthetic models, k = 64, α = 0.5) against bench/spectrum_baseline.py, a
  * numpy/OpenBLAS script running the SAME randomized algorithm (bench/linalg_baseline.py) the
  * straightforward way — both SVDs cold, each for the iteration count rlvr-lens needed for the
- * base weight — with the same thread count, measured in the same run:
+ * base weight and with the same Rayleigh–Ritz check schedule (RLVR_BENCH_NUMPY_RR=every: a
+ * check every iteration, the baseline until 26 Nov 2026) — with the same thread count,
+ * measured in the same run:
  *   1. one tuned model, empty cache:              ours / numpy            (target ≤ 1.0)
  *   2. five tuned models vs one base, empty cache (one call; the base is decomposed once and
  *      every tuned weight warm-starts from it):   ours / (5 × numpy)      (target ≤ 0.5)
@@ -72,16 +74,28 @@ export default async function run(): Promise<void> {
   const c1 = tmp('rlvr-bench-cache-');
   for (let rep = 0; rep < repeats; rep++) {
     fs.rmSync(c1, { recursive: true, force: true });
-    const r = await measured(() => runGeometry(base, [tuned[0]!], { ...common, cacheDir: c1 }));
+    const schedule = new Map<string, readonly number[]>(); // base solve's Rayleigh–Ritz iterations
+    const r = await measured(() => runGeometry(base, [tuned[0]!], {
+      ...common, cacheDir: c1, onSolve: (name, t, sv) => { if (t === null) schedule.set(name, sv.checkedAt); },
+    }));
     process.stdout.write(`  round ${rep + 1}: ours ${r.seconds.toFixed(1)} s`);
     if (!one || r.seconds < one.seconds) one = r;
     if (!haveNumpy) { process.stdout.write('\n'); continue; }
     const spec0 = r.value.spectrum as SpectrumDoc;
-    const planFile = path.join(tmp('rlvr-bench-plan-'), 'plan.json');
-    fs.writeFileSync(planFile, JSON.stringify({ k: K, oversample: OVERSAMPLE, alpha: ALPHA, bins: 20, tensors: spec0.tensors.map((t) => ({ name: t.name, iters: t.base.solve.iterations, method: t.base.solve.method.startsWith('gram') ? 'gram' : 'randomized' })) }));
+    const planDir = tmp('rlvr-bench-plan-');
+    const planFile = path.join(planDir, 'plan.json');
+    // numpy replays the base solve's iteration count AND its Rayleigh–Ritz schedule (rr_at) for
+    // both SVDs, as bench/linalg replays it; RLVR_BENCH_NUMPY_RR=every gives numpy a Rayleigh–
+    // Ritz step every iteration instead (the baseline before 26 Nov 2026: ~8% more numpy work).
+    const every = process.env.RLVR_BENCH_NUMPY_RR === 'every';
+    fs.writeFileSync(planFile, JSON.stringify({ k: K, oversample: OVERSAMPLE, alpha: ALPHA, bins: 20, tensors: spec0.tensors.map((t) => ({
+      name: t.name, iters: t.base.solve.iterations, method: t.base.solve.method.startsWith('gram') ? 'gram' : 'randomized',
+      ...(every ? {} : { rr_at: schedule.get(t.name) ?? null }),
+    })) }));
     const env = { ...process.env };
     delete env.OPENBLAS_CORETYPE; delete env.OPENBLAS_L2_SIZE;
     const p = spawnSync('python3', [path.join(repoRoot(), 'bench', 'spectrum_baseline.py'), '--threads', String(threads), '--base', base, '--tuned', tuned[0]!, '--plan', planFile], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+    fs.rmSync(planDir, { recursive: true, force: true });
     if (p.status !== 0) { process.stdout.write(`, numpy baseline failed: ${p.stderr.split('\n').slice(-3).join(' ')}\n`); continue; }
     const o = JSON.parse(p.stdout.trim().split('\n').pop()!) as { seconds: number; peakRssMiB: number; blas: { corename: string | null } };
     process.stdout.write(`, numpy ${o.seconds.toFixed(1)} s\n`);

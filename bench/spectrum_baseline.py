@@ -2,9 +2,10 @@
 """numpy/OpenBLAS baseline for bench/spectrum.bench.ts: the whole spectrum + principal
 analysis of ONE tuned model against a base, the straightforward way (no cache, no warm start).
 
-Per 2-D linear weight listed in the plan (JSON: {"tensors": [{"name", "iters", "method"}], "k", "oversample",
-"alpha", "bins"}), with the SAME randomized algorithm as rlvr-lens (bench/linalg_baseline.py:
-randomized_topk_svd, a fixed iteration count = what rlvr-lens needed for the base weight):
+Per 2-D linear weight listed in the plan (JSON: {"tensors": [{"name", "iters", "method", "rr_at"?}], "k",
+"oversample", "alpha", "bins"}), with the SAME randomized algorithm as rlvr-lens (bench/linalg_baseline.py:
+randomized_topk_svd, a fixed iteration count = what rlvr-lens needed for the base weight, and
+Rayleigh–Ritz + residuals at the iterations rlvr-lens checked, `rr_at`; every iteration without it):
   read W0 and W+ (bf16 safetensors → fp32), top-k SVD of W0 and of W+ (both cold; the fp64 Gram
   eigen path where rlvr-lens' topKSVD 'auto' took it, i.e. short side ≤ 320), principal
   angles of U and V, NSS, rank-k reconstruction (U_k Σ_k) V_kᵀ, M_princ = top-α of its |.|,
@@ -95,8 +96,9 @@ def main():
             U0, S0, V0 = gram_topk(np, W0, k)
             U1, S1, V1 = gram_topk(np, W1, k)
         else:
-            U0, S0, V0, _ = lb.randomized_topk_svd(W0, k, over, iters)
-            U1, S1, V1, _ = lb.randomized_topk_svd(W1, k, over, iters)
+            rr_at = t.get('rr_at')  # rlvr-lens' Rayleigh–Ritz schedule for the base (None: every iteration)
+            U0, S0, V0, _ = lb.randomized_topk_svd(W0, k, over, iters, rr_at=rr_at)
+            U1, S1, V1, _ = lb.randomized_topk_svd(W1, k, over, iters, rr_at=rr_at)
         au, av = lb.principal_angles(U0, U1), lb.principal_angles(V0, V1)
         nss = float(np.linalg.norm(S1 - S0) / np.linalg.norm(S0))
         n = W0.size

@@ -342,6 +342,12 @@ export interface GeometryOptions {
   /** Which documents to compute (default all three); bounds need the spectrum. */
   want?: { spectrum?: boolean; principal?: boolean; bounds?: boolean };
   onTensor?: (name: string, done: number, total: number) => void;
+  /**
+   * Called after each SVD actually run (not for cache hits): `tuned` null for the base, else
+   * the tuned model's index; `checkedAt` is topKSVD's Rayleigh–Ritz schedule (empty for the
+   * Gram and exact paths). For benchmarks that replay the same work in a baseline.
+   */
+  onSolve?: (name: string, tuned: number | null, solve: { iterations: number; checkedAt: readonly number[] }) => void;
 }
 
 export interface GeometryRun {
@@ -424,7 +430,7 @@ export function baseDecompositionKey(
   };
 }
 
-export interface Solved { U: Mat64; S: Float64Array; V: Mat64; basis: Decomposition['basis']; sigmaNext: number | null; info: SolveInfo }
+export interface Solved { U: Mat64; S: Float64Array; V: Mat64; basis: Decomposition['basis']; sigmaNext: number | null; info: SolveInfo; checkedAt?: number[] }
 
 /** Top-k factors of W as the geometry pass computes them (exact, or randomized with an optional warm-start basis). */
 export async function decomposeWeight(W: Mat, k: number, exact: boolean, s: SolverSettings, warm: Decomposition['basis']): Promise<Solved> {
@@ -441,7 +447,7 @@ export async function decomposeWeight(W: Mat, k: number, exact: boolean, s: Solv
   const M = tall ? res.warmStartBasis.V : res.warmStartBasis.U;
   const basis = M ? { side: (tall ? 'V' : 'U') as 'U' | 'V', M } : null;
   const sigmaNext = k < r && M && M.cols > k ? ritzValue(W, M, k, tall) : null;
-  return { U: res.U, S: res.S, V: res.V, basis, sigmaNext, info: solveInfo(res) };
+  return { U: res.U, S: res.S, V: res.V, basis, sigmaNext, info: solveInfo(res), checkedAt: res.checkedAt };
 }
 
 function allFinite(a: Float32Array): boolean {
@@ -526,6 +532,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
         dec = cache.get(key);
         if (!dec) {
           const s = await decomposeWeight(W0, k, exact, solver, null);
+          o.onSolve?.(name, null, { iterations: s.info.iterations, checkedAt: s.checkedAt ?? [] });
           dec = { U: s.U, S: s.S, V: s.V, basis: s.basis, sigmaNext: s.sigmaNext, info: s.info };
           cache.put(key, dec);
         }
@@ -559,6 +566,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
         }
         if (W1 && (want.spectrum || want.bounds)) {
           d1 = await decomposeWeight(W1, k, exact, solver, d0.basis);
+          o.onSolve?.(name, ti, { iterations: d1.info.iterations, checkedAt: d1.checkedAt ?? [] });
         }
         const S0 = Array.from(d0.S);
         if (want.spectrum || want.bounds) {
