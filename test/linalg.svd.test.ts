@@ -136,6 +136,21 @@ test('topKSVD: W against itself gives 0°; deterministic; wide matrices; k cappe
   assert.deepEqual(t2.V.data, a.V.data);
   const c = await topKSVD(W, K, { ...RAND, seed: 6 });
   for (const x of principalAngles(a.V, c.V)) assert.ok(x < 0.01);
+  // Multiplying by an explicit transposed copy of A (from iteration `transposeAfter` on) is a
+  // speed choice: the same sums, blocked alike by MLAS for panels wider than 64 columns (then
+  // bit-identical, as measured for the default l = 80) and otherwise differing only in fp32
+  // rounding. Tall and wide, 1 and 2 threads, l = 28 and l = 80.
+  const Wwide: Mat = { rows: N, cols: M, data: new Float32Array(M * N) };
+  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) Wwide.data[j * M + i] = W.data[i * N + j]!;
+  for (const Wx of [W, Wwide]) for (const threads of [1, 2]) for (const k of [K, 64]) {
+    const never = await topKSVD(Wx, k, { ...RAND, threads, transposeAfter: Infinity });
+    const early = await topKSVD(Wx, k, { ...RAND, threads, transposeAfter: 1 });
+    assert.ok(never.iterations > 2, 'several iterations run');
+    assert.equal(early.iterations, never.iterations);
+    assert.ok(relDiffMax(early.S, never.S, k) < 1e-6);
+    for (const x of principalAngles(early.V, never.V)) assert.ok(x < 1e-3);
+    for (const x of principalAngles(early.U, never.U)) assert.ok(x < 1e-3);
+  }
   // Wide: the transpose's decomposition with U and V swapped.
   const Wt: Mat = { rows: N, cols: M, data: new Float32Array(M * N) };
   for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) Wt.data[j * M + i] = W.data[i * N + j]!;

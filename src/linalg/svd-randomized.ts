@@ -19,7 +19,7 @@
  * The result reports the residual, the bound, iterations and whether it converged.
  */
 import type { AnyMat, Mat, Mat64 } from './matrix.js';
-import { randn64, toMat32, toMat64 } from './matrix.js';
+import { randn64, toMat32, toMat64, transpose } from './matrix.js';
 import { linalgBackend, matmul, matmul64Fast } from './gemm.js';
 import { orthWorkspace, orthonormalizeFast } from './orth-fast.js';
 import { symmetricEigen } from './eigen.js';
@@ -50,7 +50,13 @@ export interface TopKSVDOptions {
    * per-iteration overhead of subspace iteration; warm starts are then irrelevant (ignored).
    */
   method?: 'auto' | 'randomized' | 'gram';
+  /** Iteration from which Aᵀ products use an explicit transposed copy of A (default 8;
+   *  Infinity: never). Speed and memory only: the same sums (bit-identical for l > 64). */
+  transposeAfter?: number;
 }
+
+/** Iteration from which topKSVD multiplies by an explicit transposed copy of A (see there). */
+const TRANSPOSE_AFTER = 8;
 
 /** Short sides up to this use the Gram eigen-decomposition under method 'auto'. */
 export const GRAM_METHOD_MAX_SIDE = 320;
@@ -105,8 +111,26 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   const L = tall ? m : n;
   // Output panels reused across iterations (each product's result is consumed before the next).
   const fwdOut = new Float32Array(L * l), bwdOut = new Float32Array(s * l);
-  const fwd = (X: Mat): Promise<Mat> => matmul(A, X, { transA: !tall, threads, out: X.cols === l ? fwdOut : undefined });
-  const bwd = (Y: Mat): Promise<Mat> => matmul(A, Y, { transA: tall, threads, out: Y.cols === l ? bwdOut : undefined });
+  // One of the two products per iteration is Aᵀ·(panel). MLAS runs it ~15–40% slower through
+  // its transA path (it re-transposes panels of A on every call) than a plain product with an
+  // explicit Aᵀ. Both compute the same sums; for panels wider than 64 columns (the default
+  // l = 80) MLAS also blocks the inner dimension alike, so the products are bit-identical
+  // (otherwise they differ in fp32 rounding only). So once a solve has run `transposeAfter`
+  // iterations — enough that one transpose (~4 GEMMs' worth of time) is likely to pay — it
+  // keeps a transposed copy of A (one more weight-sized fp32 buffer during the solve) and uses
+  // the plain product from then on.
+  let At: Mat | null = null;
+  const transposeAfter = opts.transposeAfter ?? TRANSPOSE_AFTER;
+  const byAt = (P: Mat, out: Float32Array | undefined): Promise<Mat> =>
+    At ? matmul(At, P, { threads, out }) : matmul(A, P, { transA: true, threads, out });
+  const fwd = (X: Mat): Promise<Mat> => {
+    const out = X.cols === l ? fwdOut : undefined;
+    return tall ? matmul(A, X, { threads, out }) : byAt(X, out);
+  };
+  const bwd = (Y: Mat): Promise<Mat> => {
+    const out = Y.cols === l ? bwdOut : undefined;
+    return tall ? byAt(Y, out) : matmul(A, Y, { threads, out });
+  };
 
   // ---- start basis ----
   const rng = new Rng(seed);
@@ -140,6 +164,7 @@ export async function topKSVD(A: Mat, k: number, opts: TopKSVDOptions = {}): Pro
   const Ybuf = new Float64Array(L * l), Zbuf = new Float64Array(s * l);
   for (;;) {
     iterations++;
+    if (iterations === transposeAfter) At = transpose(A);
     const Y32 = await fwd(into32(X, x32));                         // L×l fp32
     if (iterations < nextCheck && iterations < maxIter) {
       // A plain power step between convergence checks: no Rayleigh–Ritz, no residuals.
