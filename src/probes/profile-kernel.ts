@@ -28,6 +28,8 @@ const I32_LOAD = 0x28, I32_STORE16 = 0x3b, I32_AND = 0x71, I32_SHR_U = 0x76;
 const V128_STORE = (offset: number): number[] => [...simd(0x0b), 4, ...uleb(offset)];
 const I16X8_MIN_U = simd(0x97);
 const I32X4_EXTEND_LOW_I16X8_U = simd(0xa9), I32X4_EXTEND_HIGH_I16X8_U = simd(0xaa), I32X4_SHL = simd(0xab);
+const I16X8_EXTEND_LOW_I8X16_U = simd(0x89), I16X8_EXTEND_HIGH_I8X16_U = simd(0x8a);
+const V128_CONST_I8 = (v: number): number[] => [...simd(0x0c), ...Array.from({ length: 16 }, () => v & 0xff)];
 
 /** Largest run count the fused kernel takes (the run mask is one byte; the histogram 2^R cells per pattern). */
 export const PROFILE_MAX_RUNS = 8;
@@ -42,7 +44,7 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
   const A = 0, TT = 1, N = 2, OUT = 3, HIST = 4;
   const ADDR = 5; // i32 local: address temp
   const V = ADDR + 1; // v128 locals
-  const X = V, Y = V + 2, C = V + 3, RM = V + 5, ACC = V + 7, KMAX = V + 8, KMIN = V + 9, LO = V + 10;
+  const X = V, Y = V + 2, C = V + 3, RM = V + 5, NR = V + 6, ACC = V + 7, KMAX = V + 8, KMIN = V + 9, LO = V + 10;
   const g = (i: number): number[] => [LOCAL_GET, i];
   const code: number[] = [];
   const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
@@ -61,16 +63,18 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
         // changed = (x != y) & ((x | y) != 0x8000), as in bf16-kernel's diff
         emit(g(X + k), g(Y), I16X8_NE, g(X + k), g(Y), V128_OR, LOCAL_TEE, Y, V128_CONST_I16(0x8000), I16X8_NE, V128_AND, LOCAL_SET, C + k);
         emit(g(ACC), g(Y), V128_CONST_I16(0x7f80), V128_AND, I16X8_MAX_U, LOCAL_SET, ACC);
-        if (r === 0) emit(g(C + k), V128_CONST_I16(1), V128_AND, LOCAL_SET, RM + k);
-        else emit(g(RM + k), g(C + k), V128_CONST_I16(1 << r), V128_AND, V128_OR, LOCAL_SET, RM + k);
       }
-      emit(g(OUT), g(C), g(C + 1), I8X16_NARROW_I16X8_S, I8X16_BITMASK, I32_STORE16, 1, ...uleb(r * stride + 2 * hp));
+      // the 16 verdicts as bytes (0xff / 0): their bitmask is the half word, and bit r of the
+      // run mask of all 16 entries at once (RM, i8 lanes)
+      emit(g(OUT), g(C), g(C + 1), I8X16_NARROW_I16X8_S, LOCAL_TEE, NR, I8X16_BITMASK, I32_STORE16, 1, ...uleb(r * stride + 2 * hp));
+      if (r === 0) emit(g(NR), V128_CONST_I8(1), V128_AND, LOCAL_SET, RM);
+      else emit(g(RM), g(NR), V128_CONST_I8(1 << r), V128_AND, V128_OR, LOCAL_SET, RM);
     }
     // hist[(pattern << R) | runmask]++ per entry; cell byte offsets (pattern << (R+2)) | (runmask << 2)
     for (let k = 0; k < 2; k++) {
       for (const extend of [I32X4_EXTEND_LOW_I16X8_U, I32X4_EXTEND_HIGH_I16X8_U]) {
         emit(g(X + k), V128_CONST_I16(0x7fff), V128_AND, extend, I32_CONST, ...sleb(R + 2), I32X4_SHL);
-        emit(g(RM + k), extend, I32_CONST, 2, I32X4_SHL, V128_OR, LOCAL_SET, LO);
+        emit(g(RM), k === 0 ? I16X8_EXTEND_LOW_I8X16_U : I16X8_EXTEND_HIGH_I8X16_U, extend, I32_CONST, 2, I32X4_SHL, V128_OR, LOCAL_SET, LO);
         for (let lane = 0; lane < 4; lane++) {
           emit(g(HIST), g(LO), I32X4_EXTRACT_LANE(lane), I32_ADD, LOCAL_TEE, ADDR);
           emit(g(ADDR), I32_LOAD, 2, 0, I32_CONST, 1, I32_ADD, I32_STORE, 2, 0);
