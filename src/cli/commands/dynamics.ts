@@ -9,7 +9,7 @@ import { selectTensors } from '../../probes/locality.js';
 import { writeDynamicsFigures } from '../../report/figures/probes.js';
 import { toJson, toText, writeOutputs } from '../../report/output.js';
 import { createProgress } from '../progress.js';
-import { intFlag, probeFromFlags, regexFlag } from './locality.js';
+import { addProbeOptions, intFlag, probeFromFlags, regexFlag } from '../options.js';
 
 interface Opts {
   base: string;
@@ -30,7 +30,7 @@ interface Opts {
 }
 
 export function register(program: Command): void {
-  program
+  addProbeOptions(program
     .command('dynamics')
     .description('Update ratios over training for one run: row ratios ρ_i(t) and column ratios κ_j(t) per tensor (smoothed, window 3) with head boundaries, sparsity over steps, and how stable the profiles are (Spearman between steps)')
     .requiredOption('--base <checkpoint>', 'base checkpoint (its config.json gives the head layout)')
@@ -40,10 +40,7 @@ export function register(program: Command): void {
     .option('--profiles <regex>', 'tensors that get full profiles instead of --layer')
     .option('--out <dir>', 'write dynamics.json, CSV/Markdown tables and figures/ (PNG + CSV) here')
     .option('--all-tensors', 'every tensor, not only 2-D linear weights')
-    .option('--match <regex>', 'only tensors whose name matches')
-    .option('--probe <rule>', 'bf16 (η rule) or abs (|Δ| ≤ tol)', 'bf16')
-    .option('--eta <η>', 'relative tolerance of the bf16 rule', '1e-3')
-    .option('--tol <tol>', 'absolute tolerance of the abs rule', '1e-5')
+    .option('--match <regex>', 'only tensors whose name matches'), 'bf16 (η rule) or abs (|Δ| ≤ tol)')
     .option('--threads <n>', 'worker threads of the mask pass (default: all cores)')
     .option('--no-figures', 'skip the PNG figures')
     .option('--json', 'print the JSON document instead of tables')

@@ -20,7 +20,7 @@ import {
 import { parseTensorName } from '../../model/names.js';
 import type { PrincipalDoc, SpectrumDoc } from '../../run/geometry.js';
 import { writeFigure } from '../../report/figures/render.js';
-import { intFlag, probeFromFlags } from './locality.js';
+import { addProbeOptions, intFlag, probeFromFlags } from '../options.js';
 
 export const FIGURE_TYPES: Record<string, string> = {
   all: 'every figure an analysis folder supports: --from DIR (locality/dynamics/sparsity/principal/spectrum .json) --out OUTDIR',
@@ -178,7 +178,7 @@ function build(type: string, o: Opts): Figure {
 }
 
 export function register(program: Command): void {
-  program
+  addProbeOptions(program
     .command('figure')
     .description('Draw one figure as PNG (+ its data as CSV next to it). Types:\n' + Object.entries(FIGURE_TYPES).map(([k, v]) => `  ${k}: ${v}`).join('\n'))
     .argument('<type>', Object.keys(FIGURE_TYPES).join(' | '))
@@ -194,10 +194,7 @@ export function register(program: Command): void {
     .option('--run <i>', 'which tuned run (0-based): sparsity (default: pooled), overlap, spectrum, layer-spectral (default 0)')
     .option('--mask <m>', 'overlap: reference mask principal, low or principalNotLow', 'principal')
     .option('--pool <n>', 'heatmaps: pool to at most n×n cells (mean over blocks)', '512')
-    .option('--full', 'heatmaps: full resolution, one cell per entry (tensors over 8192 per side are still pooled; the caption says how)')
-    .option('--probe <rule>', 'bf16 or abs (mask, consensus)', 'bf16')
-    .option('--eta <η>', 'relative tolerance of the bf16 rule', '1e-3')
-    .option('--tol <tol>', 'absolute tolerance of the abs rule', '1e-5')
+    .option('--full', 'heatmaps: full resolution, one cell per entry (tensors over 8192 per side are still pooled; the caption says how)'), 'bf16 or abs (mask, consensus)')
     .action((type: string, o: Opts) => {
       if (type === 'all') {
         if (!o.from || !fs.existsSync(o.from) || !fs.statSync(o.from).isDirectory()) throw new UsageError('figure all needs --from <analysis folder>');

@@ -5,9 +5,9 @@ import { UsageError } from '../../errors.js';
 import { openCheckpoint } from '../../io/checkpoint.js';
 import { parseTensorName } from '../../model/names.js';
 import { LOCALITY_FORMULAS, localityDocument, localityTables, runLocalityPass, selectTensors } from '../../probes/locality.js';
-import type { ProbeOptions } from '../../probes/update.js';
 import { writeLocalityFigures } from '../../report/figures/probes.js';
 import { toJson, toText, writeOutputs } from '../../report/output.js';
+import { addProbeOptions, intFlag, probeFromFlags, regexFlag } from '../options.js';
 import { createProgress } from '../progress.js';
 
 interface Opts {
@@ -30,30 +30,8 @@ interface Opts {
   quiet?: boolean;
 }
 
-export function probeFromFlags(o: { probe: string; eta: string; tol: string }): ProbeOptions {
-  if (o.probe !== 'bf16' && o.probe !== 'abs') throw new UsageError(`--probe must be bf16 or abs, got ${JSON.stringify(o.probe)}`);
-  const num = (flag: string, v: string): number => {
-    const x = Number(v);
-    if (v.trim() === '' || !Number.isFinite(x) || x < 0) throw new UsageError(`${flag} must be a non-negative number, got ${JSON.stringify(v)}`);
-    return x;
-  };
-  return { rule: o.probe, eta: num('--eta', o.eta), tol: num('--tol', o.tol) };
-}
-
-export function intFlag(flag: string, v: string | undefined, min = 0): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min) throw new UsageError(`${flag} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
-  return x;
-}
-
-export function regexFlag(flag: string, v: string | undefined): RegExp | undefined {
-  if (v === undefined) return undefined;
-  try { return new RegExp(v); } catch (e) { throw new UsageError(`${flag}: invalid regular expression (${(e as Error).message})`); }
-}
-
 export function register(program: Command): void {
-  program
+  addProbeOptions(program
     .command('locality')
     .description('Cross-run locality of updates from one base: R×R Jaccard of update masks per tensor/layer/module vs the Bernoulli and magnitude-matched baselines (Table 2), consensus maps, change rate per binade of |W0|')
     .requiredOption('--base <checkpoint>', 'base checkpoint (file, folder, sharded folder, or HF cache id)')
@@ -62,10 +40,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'write locality.json, sparsity.json, CSV/Markdown tables and figures/ (PNG + CSV) here')
     .option('--all-tensors', 'every tensor, not only 2-D linear weights')
     .option('--match <regex>', 'only tensors whose name matches')
-    .option('--bins <n>', 'equal-count |W0| bins of the magnitude-matched baseline', '20')
-    .option('--probe <rule>', 'bf16 (η rule) or abs (|Δ| ≤ tol)', 'bf16')
-    .option('--eta <η>', 'relative tolerance of the bf16 rule', '1e-3')
-    .option('--tol <tol>', 'absolute tolerance of the abs rule', '1e-5')
+    .option('--bins <n>', 'equal-count |W0| bins of the magnitude-matched baseline', '20'), 'bf16 (η rule) or abs (|Δ| ≤ tol)')
     .option('--threads <n>', 'worker threads of the mask pass (default: all cores)')
     .option('--consensus <regex>', 'tensors whose consensus map to draw (default: the --layer tensors)')
     .option('--pool <n>', 'pool consensus maps to at most n×n cells (mean over blocks)', '512')

@@ -8,6 +8,7 @@ import {
 import { toJson, toText, writeOutputs } from '../../report/output.js';
 import { defaultThreads } from '../../run/pool.js';
 import { parseShard } from '../../run/shard.js';
+import { addProbeOptions, intFlag, probeFromFlags } from '../options.js';
 import { createProgress } from '../progress.js';
 
 interface Opts {
@@ -25,21 +26,12 @@ interface Opts {
   quiet?: boolean;
 }
 
-function number(flag: string, v: string): number {
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || x < 0) throw new UsageError(`${flag} must be a non-negative number, got ${JSON.stringify(v)}`);
-  return x;
-}
-
 export function register(program: Command): void {
-  program
+  addProbeOptions(program
     .command('sparsity')
     .description('Update sparsity (fraction of entries left unchanged) of tuned checkpoints vs a base: overall, linear weights, per module kind, per layer, per tensor (paper §2.1, Table 1)')
     .requiredOption('--base <checkpoint>', 'base checkpoint: .safetensors file, folder, sharded folder, or HF cache id org/name[@rev]')
-    .requiredOption('--tuned <checkpoints...>', 'one or more fine-tuned checkpoints (the base is read once)')
-    .option('--probe <rule>', 'bf16 (η rule, bitwise for bf16 pairs) or abs (|Δ| ≤ tol, Mukherjee et al.)', 'bf16')
-    .option('--eta <η>', 'relative tolerance of the bf16 rule', '1e-3')
-    .option('--tol <tol>', 'absolute tolerance of the abs rule', '1e-5')
+    .requiredOption('--tuned <checkpoints...>', 'one or more fine-tuned checkpoints (the base is read once)'), 'bf16 (η rule, bitwise for bf16 pairs) or abs (|Δ| ≤ tol, Mukherjee et al.)')
     .option('--compare-probes', 'also apply the other rule; count per tensor the entries the two classify differently')
     .option('--threads <n>', `worker threads (default: all cores, here ${defaultThreads()})`)
     .option('--shard <i/N>', 'process shard i of N (0-based) of the tensors; merge outputs with `rlvr-lens merge`')
@@ -48,17 +40,13 @@ export function register(program: Command): void {
     .option('--per-tensor', 'also print the per-tensor table')
     .option('--quiet', 'no progress bar')
     .action(async (o: Opts) => {
-      if (o.probe !== 'bf16' && o.probe !== 'abs') throw new UsageError(`--probe must be bf16 or abs, got ${JSON.stringify(o.probe)}`);
-      let threads: number | undefined;
-      if (o.threads !== undefined) {
-        threads = Number(o.threads);
-        if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, got ${JSON.stringify(o.threads)}`);
-      }
+      const probe = probeFromFlags(o);
+      const threads = intFlag('--threads', o.threads, 1);
       const shard = parseShard(o.shard);
       let progress: ReturnType<typeof createProgress> | null = null;
       let last = 0;
       const doc = await updateSparsity(o.base, o.tuned, {
-        probe: { rule: o.probe, eta: number('--eta', o.eta), tol: number('--tol', o.tol) },
+        probe,
         compareProbes: !!o.compareProbes,
         threads,
         shard,

@@ -9,7 +9,7 @@ import { MODULE_KINDS, type ModuleKind } from '../../model/names.js';
 import { type GeometryOptions, boundsTables, runGeometry, spectrumTables } from '../../run/geometry.js';
 import { parseShard } from '../../run/shard.js';
 import { toJson, toText, writeOutputs } from '../../report/output.js';
-import { probeFromFlags } from './locality.js';
+import { addProbeOptions, probeFromFlags } from '../options.js';
 import { createProgress } from '../progress.js';
 
 export interface GeometryFlags {
@@ -37,7 +37,7 @@ export interface GeometryFlags {
 
 /** Adds the options common to spectrum / principal / analyze. */
 export function geometryFlags(c: Command): Command {
-  return c
+  return addProbeOptions(c
     .requiredOption('--base <checkpoint>', 'base checkpoint: .safetensors file, folder, sharded folder, or HF cache id')
     .requiredOption('--tuned <checkpoints...>', 'one or more fine-tuned checkpoints (the base is decomposed once)')
     .option('--layers <list>', 'decoder layers, e.g. 0-3,7 or all (default: all)')
@@ -49,10 +49,7 @@ export function geometryFlags(c: Command): Command {
     .option('--cache-dir <dir>', 'decomposition cache folder (default $RLVR_CACHE or ~/.cache/rlvr-lens)')
     .option('--exact [regex]', 'dense fp64 SVD (slow) for the tensors matching regex (all when no regex)')
     .option('--full-spectrum', 'also NSS over all singular values (fp64 Gram eigenvalues; small matrices)')
-    .option('--shard <i/N|auto>', 'process shard i of N (0-based) of the tensors; join outputs with `rlvr-lens merge`')
-    .option('--probe <rule>', 'update-mask rule: bf16 (η rule) or abs (|Δ| ≤ tol)', 'bf16')
-    .option('--eta <η>', 'relative tolerance of the bf16 rule', '1e-3')
-    .option('--tol <tol>', 'absolute tolerance of the abs rule', '1e-5')
+    .option('--shard <i/N|auto>', 'process shard i of N (0-based) of the tensors; join outputs with `rlvr-lens merge`'))
     .option('--seed <n>', 'seed of the randomized solver', '0')
     .option('--method <m>', 'top-k solver: auto (fp64 Gram eigen when min(rows, cols) ≤ 320, else randomized subspace iteration), randomized, gram', 'auto')
     .option('--out <dir>', 'write JSON + CSV/Markdown tables to this folder (atomically)')
