@@ -49,7 +49,9 @@ test('demo on a lab-shaped set: roles, stages, intervention overlap, report sect
   assert.ok(set);
   assert.equal(path.basename(set.base), 'base');
   assert.deepEqual(set.tuned.map((t) => [t.label, t.role]), [['rl-add-s1', 'rl'], ['rl-sub-s2', 'rl'], ['sft', 'sft']]);
-  assert.deepEqual(set.checkpoints.map((c) => c.step), [100, 200, 300]);
+  // the step folders, then the run's final model at its run.json step
+  assert.deepEqual(set.checkpoints.map((c) => c.step), [100, 200, 300, 400]);
+  assert.equal(path.basename(set.checkpoints[3]!.path), 'rl-add-s1');
   assert.ok(set.intervention);
   assert.deepEqual(set.intervention!.rotated, [1]);
   assert.equal(path.basename(set.intervention!.reference), 'rl-add-s1');

@@ -31,6 +31,16 @@ export function regexFlag(flag: string, v: string | undefined): RegExp | undefin
   try { return new RegExp(v); } catch (e) { throw new UsageError(`${flag}: invalid regular expression (${(e as Error).message})`); }
 }
 
+/** --steps: comma-separated non-negative integers (undefined stays undefined). */
+export function stepsFlag(v: string | undefined): number[] | undefined {
+  if (v === undefined) return undefined;
+  return v.split(',').map((s) => {
+    const x = Number(s.trim());
+    if (s.trim() === '' || !Number.isInteger(x) || x < 0) throw new UsageError(`--steps: ${JSON.stringify(s)} is not a non-negative integer`);
+    return x;
+  });
+}
+
 /** The update-mask rule options every mask-reading command takes: --probe, --eta, --tol. */
 export function addProbeOptions(c: Command, probeHelp = 'update-mask rule: bf16 (η rule) or abs (|Δ| ≤ tol)'): Command {
   return c

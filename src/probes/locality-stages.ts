@@ -59,10 +59,10 @@ export const dynamicsStage: AnalyzeStage = {
   enabled(ctx) {
     if (ctx.checkpoints.length === 0) return 'no --checkpoints given';
     if (ctx.options.shard) return 'not computed per shard (run without --shard)';
-    try { resolveSteps(ctx.checkpoints); return null; } catch (e) { return (e as Error).message; }
+    try { resolveSteps(ctx.checkpoints, ctx.steps); return null; } catch (e) { return (e as Error).message; }
   },
   async run(ctx) {
-    const steps = resolveSteps(ctx.checkpoints);
+    const steps = resolveSteps(ctx.checkpoints, ctx.steps);
     const base = openCheckpoint(ctx.base);
     let layers: number[];
     try {

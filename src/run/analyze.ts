@@ -70,6 +70,8 @@ export interface AnalyzeContext {
   base: string;
   tuned: readonly string[];
   checkpoints: readonly string[];
+  /** Their step numbers when given (else parsed from the folder names). */
+  steps?: readonly number[];
   options: AnalyzeOptions;
   shared: Map<string, unknown>;
   /** Memoised computation shared by several stages. */
@@ -168,7 +170,7 @@ export interface AnalyzeResult {
 /** Runs the stages (see header) and writes `out`. */
 export async function analyze(
   base: string, tuned: readonly string[], out: string,
-  opts: Partial<AnalyzeOptions> = {}, extra: { checkpoints?: readonly string[]; log?: (msg: string) => void; stages?: readonly AnalyzeStage[] } = {},
+  opts: Partial<AnalyzeOptions> = {}, extra: { checkpoints?: readonly string[]; steps?: readonly number[]; log?: (msg: string) => void; stages?: readonly AnalyzeStage[] } = {},
 ): Promise<AnalyzeResult> {
   if (tuned.length === 0) throw new UsageError('--tuned: at least one tuned checkpoint is needed');
   const options: AnalyzeOptions = { ...DEFAULT_ANALYZE, ...opts };
@@ -179,7 +181,7 @@ export async function analyze(
   }
   const shared = new Map<string, unknown>();
   const ctx: AnalyzeContext = {
-    base, tuned, checkpoints: extra.checkpoints ?? [], options, shared,
+    base, tuned, checkpoints: extra.checkpoints ?? [], ...(extra.steps ? { steps: extra.steps } : {}), options, shared,
     once<T>(key: string, fn: () => Promise<T>): Promise<T> {
       if (!shared.has(key)) shared.set(key, fn());
       return shared.get(key) as Promise<T>;

@@ -9,7 +9,7 @@ import { selectTensors } from '../../probes/locality.js';
 import { writeDynamicsFigures } from '../../report/figures/probes.js';
 import { toJson, toText, writeOutputs } from '../../report/output.js';
 import { createProgress } from '../progress.js';
-import { addProbeOptions, intFlag, probeFromFlags, regexFlag } from '../options.js';
+import { addProbeOptions, intFlag, probeFromFlags, regexFlag, stepsFlag } from '../options.js';
 
 interface Opts {
   base: string;
@@ -50,15 +50,7 @@ export function register(program: Command): void {
       const threads = intFlag('--threads', o.threads, 1);
       const match = regexFlag('--match', o.match);
       const profilesRe = regexFlag('--profiles', o.profiles);
-      let given: number[] | undefined;
-      if (o.steps !== undefined) {
-        given = o.steps.split(',').map((s) => {
-          const x = Number(s.trim());
-          if (s.trim() === '' || !Number.isInteger(x) || x < 0) throw new UsageError(`--steps: ${JSON.stringify(s)} is not a non-negative integer`);
-          return x;
-        });
-      }
-      const steps = resolveSteps(o.checkpoints, given);
+      const steps = resolveSteps(o.checkpoints, stepsFlag(o.steps));
       const base = openCheckpoint(o.base);
       const names = selectTensors(base, { all: o.allTensors, match });
       base.close();

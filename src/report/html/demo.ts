@@ -68,6 +68,9 @@ export function labDemoSet(dir: string): DemoSet | null {
     if (!fs.existsSync(cdir)) continue;
     const cks = fs.readdirSync(cdir).map((n) => ({ path: path.join(cdir, n), step: stepOf(n) }))
       .filter((c): c is { path: string; step: number } => c.step !== null).sort((a, b) => a.step - b.step);
+    // the run's final model closes the series (its step from run.json)
+    const last = typeof r.spec!.steps === 'number' ? r.spec!.steps : null;
+    if (last !== null && cks.length > 0 && last > cks[cks.length - 1]!.step) cks.push({ path: r.dir, step: last });
     if (cks.length >= 2) { checkpoints = cks; break; }
   }
   let intervention: DemoSet['intervention'] = null;
@@ -195,6 +198,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   say(`analyze: base + ${set.tuned.length} tuned models${set.checkpoints.length ? `, ${set.checkpoints.length} checkpoints` : ''}`);
   await analyze(set.base, set.tuned.map((t) => t.path), o.out, { threads, k: o.k ?? DEMO_RANK, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}) }, {
     checkpoints: set.checkpoints.map((c) => c.path),
+    steps: set.checkpoints.map((c) => c.step),
     log: (m) => { if (m.startsWith('stage ')) say(m); },
   });
   if (set.intervention) {
