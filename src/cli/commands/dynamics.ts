@@ -6,7 +6,6 @@ import { openCheckpoint } from '../../io/checkpoint.js';
 import { parseTensorName } from '../../model/names.js';
 import { DYNAMICS_DEFINITIONS, dynamicsDocument, dynamicsTables, resolveSteps, runDynamicsPass } from '../../probes/dynamics.js';
 import { selectTensors } from '../../probes/locality.js';
-import { writeDynamicsFigures } from '../../report/figures/probes.js';
 import { toJson, toText, writeOutputs } from '../../report/output.js';
 import { createProgress } from '../progress.js';
 import { addProbeOptions, intFlag, probeFromFlags, regexFlag, stepsFlag } from '../options.js';
@@ -71,7 +70,7 @@ export function register(program: Command): void {
       const written: string[] = [];
       if (o.out) {
         written.push(...writeOutputs(o.out, 'dynamics', doc, tables));
-        if (o.figures) written.push(...writeDynamicsFigures(path.join(o.out, 'figures'), d));
+        if (o.figures) written.push(...(await import('../../report/figures/probes.js')).writeDynamicsFigures(path.join(o.out, 'figures'), d));
       }
       if (o.json) { process.stdout.write(toJson(doc)); return; }
       const lines = [

@@ -5,7 +5,6 @@ import { UsageError } from '../../errors.js';
 import { openCheckpoint } from '../../io/checkpoint.js';
 import { parseTensorName } from '../../model/names.js';
 import { LOCALITY_FORMULAS, localityDocument, localityTables, runLocalityPass, selectTensors } from '../../probes/locality.js';
-import { writeLocalityFigures } from '../../report/figures/probes.js';
 import { toJson, toText, writeOutputs } from '../../report/output.js';
 import { addProbeOptions, intFlag, probeFromFlags, regexFlag } from '../options.js';
 import { createProgress } from '../progress.js';
@@ -80,7 +79,8 @@ export function register(program: Command): void {
       if (o.out) {
         written.push(...writeOutputs(o.out, 'locality', doc, tables));
         if (r.sparsity) written.push(...writeOutputs(o.out, 'sparsity', r.sparsity));
-        if (o.figures) written.push(...writeLocalityFigures(path.join(o.out, 'figures'), r, layer));
+        // the figure code (and its canvas addon) loads only when figures are drawn
+        if (o.figures) written.push(...(await import('../../report/figures/probes.js')).writeLocalityFigures(path.join(o.out, 'figures'), r, layer));
       }
       if (o.json) { process.stdout.write(toJson(doc)); return; }
       const lines: string[] = [
