@@ -100,6 +100,8 @@ export class DecompositionCache {
     const d = decode(buf, canonicalKey(key));
     if (d === null) { this.stats.corrupt++; this.stats.misses++; return null; }
     this.stats.hits++;
+    // mark the entry used (mtime), so `pruneCache` drops the least recently used first
+    try { const now = new Date(); fs.utimesSync(file, now, now); } catch { /* read-only cache: fine */ }
     return d;
   }
 

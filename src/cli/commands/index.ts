@@ -27,6 +27,7 @@ export const COMMAND_LOADERS: Readonly<Record<string, Loader>> = {
   principal: () => import('./principal.js'),
   merge: () => import('./merge.js'),
   analyze: () => import('./analyze.js'),
+  cache: () => import('./cache.js'),
 };
 
 /** The register functions needed to parse `argv` (process.argv layout): only the named
