@@ -37,6 +37,7 @@ export * from './export/peft.js';
 export * from './probes/spectrum.js';
 export * from './probes/bounds.js';
 export * from './run/cache.js';
+export * from './run/cache-maintenance.js';
 export * from './run/geometry.js';
 export * from './run/merge.js';
 export * from './run/analyze.js';
