@@ -81,7 +81,7 @@ test('GEMM: the JS kernel is exact on small integers, 2 threads give the same pr
   await assert.rejects(matmul(A, A), /inner dimensions/);
 });
 
-test('GEMM: tall products run in row blocks (one thread) with the same bits as one call, into a given out buffer', async () => {
+test('GEMM: tall products run in row blocks with the same bits as one call, into a given out buffer', async () => {
   const { rowBlock } = await import('../src/linalg/gemm.js');
   const rng = new Rng(4);
   const m = 1300, k = 37, n = 200;
@@ -91,9 +91,12 @@ test('GEMM: tall products run in row blocks (one thread) with the same bits as o
     const out = new Float32Array(m * n).fill(NaN);
     const blocked = await matmul(A, B, { transB: tb, out });
     assert.equal(blocked.data, out);
-    // a 2-thread call is not split; per entry MLAS computes the same sum in the same order
-    const whole = await matmul(A, B, { transB: tb, threads: 2 });
+    // one call with 4 threads (blocks of 1024 rows: not split here); per entry MLAS computes
+    // the same sum in the same order whatever the split and thread count
+    assert.equal(rowBlock(m, n, 4), m);
+    const whole = await matmul(A, B, { transB: tb, threads: 4 });
     assert.deepEqual(blocked.data, whole.data);
+    assert.deepEqual((await matmul(A, B, { transB: tb, threads: 2 })).data, whole.data);
     assert.ok(maxAbsDiff(blocked.data, naive(A, B, false, tb)) <= 1e-5 * Math.sqrt(k) * 4);
   }
 });

@@ -169,17 +169,15 @@ export async function matmul(A: Mat, B: Mat, opts: AsyncMatmulOptions = {}): Pro
     if (g) {
       if (isMat64(A as AnyMat) || isMat64(B as AnyMat)) throw new TypeError('matmul: fp32 matrices expected');
       const threads = opts.threads ?? 1;
-      // Row blocks only single-threaded: with a thread pool every extra call is one more
-      // fork/join, and on the shared 2-core development machine the 2-thread effect could not
-      // be measured reliably (both variants swung 45–125 GF/s).
-      const rows = threads === 1 ? rowBlock(m, n) : m;
+      const rows = rowBlock(m, n, threads);
       if (opts.transA || rows >= m) return g.run(A, B, !!opts.transA, !!opts.transB, threads, m, n, opts.out);
       // Tall A·B: one call per block of A's rows (A is row-major, so a block is a contiguous
       // view; so is its block of C). MLAS sweeps C once per 128-deep slice of the inner
       // dimension, so when all of C is several MiB it streams C from memory a dozen times; a
       // row block whose C stays in L2 measured 8960×1536·1536×80 at 112–119 GF/s instead of
-      // 102–108 (one thread), net of the extra calls and B packings. Each entry of C is the
-      // same sum in the same order either way, so the product is bit-identical.
+      // 102–108 (one thread; two threads 146–175 instead of 132–155), net of the extra calls
+      // and B packings. Each entry of C is the same sum in the same order either way (MLAS
+      // splits rows and columns, never the inner dimension), so the product is bit-identical.
       const out = opts.out && opts.out.length === m * n ? opts.out : new Float32Array(m * n);
       for (let r0 = 0; r0 < m; r0 += rows) {
         const r1 = Math.min(m, r0 + rows);
@@ -193,9 +191,13 @@ export async function matmul(A: Mat, B: Mat, opts: AsyncMatmulOptions = {}): Pro
   return matmulSync(A, B, opts);
 }
 
-/** C-row block size for `matmul`'s tall products: ~384 KiB of fp32 C per block, at least 512 rows. */
-export function rowBlock(m: number, n: number): number {
-  const rows = Math.max(512, Math.floor(98304 / Math.max(1, n)));
+/**
+ * C-row block size for `matmul`'s tall products: ~384 KiB of fp32 C per block, at least 512
+ * rows (measured best with 1 and 2 threads); with more threads proportionally larger blocks,
+ * so each thread's share stays about the same (not measured: the development machine has 2 cores).
+ */
+export function rowBlock(m: number, n: number, threads = 1): number {
+  const rows = Math.max(512, Math.floor(98304 / Math.max(1, n))) * Math.max(1, Math.ceil(threads / 2));
   return m >= 2 * rows ? rows : m;
 }
 
