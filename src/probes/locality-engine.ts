@@ -58,7 +58,7 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
     const baseTotal = baseHist.slice();
     mergeNanPatterns(baseTotal, []);
     const lay = binLayout(baseTotal, n, req.numBins);
-    const snap = lay.nanStraddles ? null : new Snapshots(lay.strad.map((x) => x.m), R, n);
+    const snap = lay.nanStraddles ? null : new Snapshots(lay.strad.map((x) => x.m), R, n, k);
     res = {
       name: task.name, start: 0, end: n, nanBase: 0, infBase: 0,
       tuned: task.tuned.map((t) => ({
@@ -79,7 +79,7 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
         const cnt = Math.min(step, m - o);
         k.run(n, c + o, o, cnt);
         flagged ||= k.nonFiniteSeen();
-        if (snap && ((c + o + cnt) % snap.sub === 0 || c + o + cnt === n)) snap.take(k);
+        if (snap && ((c + o + cnt) % snap.sub === 0 || c + o + cnt === n)) snap.take();
       }
       for (let r = 0; r < R; r++) masks[r]!.words.set(k.words(r, m), c >>> 5);
       if (flagged) {
@@ -136,16 +136,19 @@ class Snapshots {
   readonly count: number;
   readonly cells: Uint32Array;
   private taken = 0;
-  constructor(readonly keys: readonly number[], readonly runs: number, n: number) {
+  /** The kernel's live rows of the keys (views made once: copying them is one memcpy each). */
+  private readonly rows: Uint32Array[];
+  constructor(readonly keys: readonly number[], readonly runs: number, n: number, k: Bf16ProfileKernel) {
     let sub = 1 << 12;
     while (Math.ceil(n / sub) > 8192) sub *= 2;
     this.sub = sub;
     this.count = Math.ceil(n / sub);
     this.cells = new Uint32Array(keys.length === 0 ? 0 : this.count * keys.length * (1 << runs));
+    this.rows = keys.map((key) => k.rowView(key));
   }
-  take(k: Bf16ProfileKernel): void {
+  take(): void {
     const M = 1 << this.runs, S = this.keys.length;
-    for (let j = 0; j < S; j++) k.row(this.keys[j]!, this.cells, (this.taken * S + j) * M);
+    for (let j = 0; j < S; j++) this.cells.set(this.rows[j]!, (this.taken * S + j) * M);
     this.taken++;
   }
   /** Entries of straddler j before the end of sub-chunk c. */

@@ -279,10 +279,10 @@ export class Bf16ProfileKernel {
   /** Did the last `run` see an all-ones exponent on either side (a superset test, as `diff`)? */
   nonFiniteSeen(): boolean { return this.scratch32[0] !== 0; }
 
-  /** Copies the 2^R cumulative run-mask cells of pattern `key` into dst at `at` (padding not taken back). */
-  row(key: number, dst: Uint32Array, at: number): void {
-    const M = 1 << this.runs, h = this.hView, from = key * M;
-    for (let m = 0; m < M; m++) dst[at + m] = h[from + m]!;
+  /** A live view of the 2^R cumulative run-mask cells of pattern `key` (padding not taken back; invalid after the memory grows). */
+  rowView(key: number): Uint32Array {
+    const M = 1 << this.runs;
+    return this.hView.subarray(key * M, (key + 1) * M);
   }
 
   /**
