@@ -23,6 +23,16 @@ function kernelFor(ctx: EngineContext, R: number): Bf16ProfileKernel {
   return k;
 }
 
+/** Per-thread words for R masks of a tensor, reused (grown) across tasks; the masks never leave the task. */
+const maskWords = new WeakMap<EngineContext, Uint32Array>();
+
+function maskBuffers(ctx: EngineContext, shape: readonly number[], R: number): BitMask[] {
+  const nw = Math.ceil(shape.reduce((a, b) => a * b, 1) / 32);
+  let w = maskWords.get(ctx);
+  if (!w || w.length < R * nw) { w = new Uint32Array(Math.max(R * nw, Math.ceil((w?.length ?? 0) * 1.5))); maskWords.set(ctx, w); }
+  return Array.from({ length: R }, (_, r) => new BitMask(shape, w!.subarray(r * nw, (r + 1) * nw)));
+}
+
 /** Runs one task of the pass: a range compare, or a whole-tensor profile when `task.profile` is set. */
 export function runRangeTask(ctx: EngineContext, task: RangeTask): RangeResult {
   return task.profile ? profileTensorTask(ctx, task) : compareRange(ctx, task);
@@ -41,13 +51,15 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
   const bi = ctx.base.info(task.name);
   if (task.start !== 0 || task.end !== bi.numel) throw new RangeError(`profile task for ${task.name} must cover the whole tensor`);
   const R = task.tuned.length;
-  const masks = task.tuned.map(() => new BitMask(bi.shape));
   let res: RangeResult;
   let baseBytes: Uint8Array;
   let counts: PatternCounts | undefined;
   let bins: MagnitudeBinCounts | undefined;
+  let masks: BitMask[];
   if (fusedEligible(ctx, task) && bi.numel > 0) {
     const n = bi.numel;
+    // every word is overwritten by the pass: reused buffers, no per-tensor allocation
+    masks = maskBuffers(ctx, bi.shape, R);
     const k = kernelFor(ctx, R);
     const chunk = k.maxElems;
     // 1. The whole base first: its pattern histogram says which patterns straddle a bin
@@ -118,6 +130,7 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
       bins = binsFromSnapshots(lay, snap, counts, masks, k.baseEntries(n), req.numBins);
     }
   } else {
+    masks = task.tuned.map(() => new BitMask(bi.shape));
     res = compareRange(ctx, { ...task, wantMask: true });
     res.tuned.forEach((t, r) => { masks[r]!.words.set(t.words!); t.words = null; });
     baseBytes = ctx.base.readBytes(task.name);
