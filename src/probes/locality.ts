@@ -305,33 +305,18 @@ export function binLayout(total: Uint32Array, n: number, numBins: number): BinLa
 export function magnitudeProfileFromPatterns(
   h: Uint16Array, masks: readonly BitMask[], total: Uint32Array, changed: Uint32Array[], numBins: number,
 ): Omit<MagnitudeProfile, 'consensusHistogram'> {
-  const n = h.length;
   const K = 32768;
   const R = masks.length;
   mergeNanPatterns(total, changed);
   const binSize = new Float64Array(numBins);
   const perBin = masks.map(() => new Float64Array(numBins));
-  const binOf = (rank: number): number => Math.floor((rank * numBins) / n);
-  const firstRankOf = (b: number): number => { // smallest rank r with binOf(r) ≥ b, consistent with binOf's rounding
-    let r = Math.ceil((b * n) / numBins);
-    while (r > 0 && binOf(r - 1) >= b) r--;
-    while (binOf(r) < b) r++;
-    return r;
-  };
-  // Patterns whose ranks [s, s + c) cross a bin boundary ("straddlers", a few per tensor):
-  // their entries are split by index order, so they are revisited below.
-  const strad: { m: number; s: number; b0: number; b1: number }[] = [];
-  for (let m = 0, s = 0; m < K; m++) {
-    const c = total[m]!;
-    if (c > 0) {
-      const b0 = binOf(s), b1 = binOf(s + c - 1);
-      if (b0 === b1) {
-        binSize[b0]! += c;
-        for (let r = 0; r < R; r++) perBin[r]![b0]! += changed[r]![m]!;
-      } else strad.push({ m, s, b0, b1 });
-    }
-    s += c;
+  const lay = binLayout(total, h.length, numBins);
+  for (let q = 0; q < lay.whole.length; q += 2) {
+    const m = lay.whole[q]!, b = lay.whole[q + 1]!;
+    binSize[b]! += total[m]!;
+    for (let r = 0; r < R; r++) perBin[r]![b]! += changed[r]![m]!;
   }
+  const strad = lay.strad;
   if (strad.length > 0) {
     // Walk the entries in index order; a straddler's entries are counted into their bins
     // one by one only until its last boundary, the rest (its last bin) follows from its totals.
@@ -340,15 +325,17 @@ export function magnitudeProfileFromPatterns(
     strad.forEach((x, j) => { table[x.m] = j + 1; });
     if (table[0x7fff]! > 0) table.fill(table[0x7fff]!, 0x7f81, 0x7fff); // NaN patterns rank as one
     const cur = new Int32Array(S), nextCut = new Float64Array(S);
-    strad.forEach((x, j) => { cur[j] = x.b0; nextCut[j] = firstRankOf(x.b0 + 1) - x.s; });
+    strad.forEach((x, j) => { cur[j] = x.b0; nextCut[j] = x.cuts[0]!; });
+    /** Occurrence index at which straddler j enters bin b (b0 < b ≤ b1). */
+    const cutOf = (j: number, b: number): number => strad[j]!.cuts[b - strad[j]!.b0 - 1]!;
     // Flat per-bin counts (bin·(R+1) + r for runs, + R for entries) filled by the kernel.
     const pb = new Float64Array(numBins * (R + 1));
     const countedN = new Float64Array(S), countedC = new Float64Array(S * R);
     const state = new Float64Array(1 + S);
     state[0] = S;
     const done = new Uint8Array(S);
-    const kernel = straddleKernel(R), words = masks.map((m) => m.words), lastBin = strad.map((x) => x.b1), start = strad.map((x) => x.s);
-    forEachPatternPosition(h, table, 0, (pos, ids, np) => kernel(words, pos, ids, np, state, done, cur, nextCut, lastBin, start, pb, countedN, countedC, firstRankOf));
+    const kernel = straddleKernel(R), words = masks.map((m) => m.words), lastBin = strad.map((x) => x.b1);
+    forEachPatternPosition(h, table, 0, (pos, ids, np) => kernel(words, pos, ids, np, state, done, cur, nextCut, lastBin, pb, countedN, countedC, cutOf));
     for (let b = 0; b < numBins; b++) {
       binSize[b]! += pb[b * (R + 1) + R]!;
       for (let r = 0; r < R; r++) perBin[r]![b]! += pb[b * (R + 1) + r]!;
@@ -400,8 +387,8 @@ function patternKernel(L: number): PatternKernel {
 
 type StraddleKernel = (
   words: readonly Uint32Array[], pos: Int32Array, ids: Uint8Array, np: number, state: Float64Array, done: Uint8Array, cur: Int32Array,
-  nextCut: Float64Array, lastBin: readonly number[], start: readonly number[], pb: Float64Array, countedN: Float64Array,
-  countedC: Float64Array, firstRankOf: (b: number) => number,
+  nextCut: Float64Array, lastBin: readonly number[], pb: Float64Array, countedN: Float64Array,
+  countedC: Float64Array, cutOf: (j: number, b: number) => number,
 ) => boolean;
 const straddleKernels = new Map<number, StraddleKernel>();
 
@@ -436,7 +423,7 @@ function straddleKernel(R: number): StraddleKernel {
           active--;
           continue;
         }
-        nextCut[j] = firstRankOf(nb + 1) - start[j];
+        nextCut[j] = cutOf(j, nb + 1);
       }
       const base = cur[j] * ${R + 1};
       pb[base + ${R}]++;
@@ -448,7 +435,7 @@ function straddleKernel(R: number): StraddleKernel {
     }
     state[0] = active;
     return active > 0;`;
-  k = new Function('words', 'pos', 'ids', 'np', 'state', 'done', 'cur', 'nextCut', 'lastBin', 'start', 'pb', 'countedN', 'countedC', 'firstRankOf', body) as StraddleKernel;
+  k = new Function('words', 'pos', 'ids', 'np', 'state', 'done', 'cur', 'nextCut', 'lastBin', 'pb', 'countedN', 'countedC', 'cutOf', body) as StraddleKernel;
   straddleKernels.set(R, k);
   return k;
 }
