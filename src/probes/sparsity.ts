@@ -35,7 +35,7 @@ import { type Table, envelope } from '../report/output.js';
 import { type Pairing, pairTensors } from '../run/pair.js';
 import { defaultThreads, runOrdered, workerUrl } from '../run/pool.js';
 import type { SparsityWorkerData } from '../run/sparsity-worker.js';
-import { type ShardSpec, selectShard } from '../run/shard.js';
+import { type ShardSpec, joinShardOutputs, selectShard } from '../run/shard.js';
 import { BitMask } from './mask.js';
 import type { ProfileRequest, TensorProfile } from './locality-tensor.js';
 import { type EngineConfig, type RangeResult, type RangeTask, compareRange, createScratch } from './sparsity-engine.js';
@@ -215,7 +215,6 @@ export function buildSparsityDoc(params: SparsityParams, inputs: SparsityBody['i
   return envelope('sparsity', { params, fingerprintMethod: FINGERPRINT_METHOD, inputs, pairing, summary, tensors: sorted });
 }
 
-function stable(x: unknown): string { return JSON.stringify(x); }
 
 /**
  * Joins the outputs of `--shard i/N` runs (any order) into the document one run over all
@@ -224,38 +223,8 @@ function stable(x: unknown): string { return JSON.stringify(x); }
  */
 export function mergeSparsityShards(docs: readonly SparsityDoc[], sources?: readonly string[]): SparsityDoc {
   const label = (i: number): string => sources?.[i] ?? `document ${i + 1}`;
-  if (docs.length === 0) throw new UsageError('nothing to merge');
-  docs.forEach((d, i) => {
-    if (!d || d.kind !== 'sparsity' || !Array.isArray(d.tensors) || !d.params) {
-      throw new RlvrError('not a sparsity document', { file: label(i), code: 'E_MERGE_KIND' });
-    }
-    if (d.schema !== docs[0]!.schema) throw new RlvrError(`schema ${d.schema} differs from ${docs[0]!.schema} in ${label(0)}`, { file: label(i), code: 'E_MERGE_SCHEMA' });
-  });
+  const tensors = joinShardOutputs(docs, 'sparsity', label, [['pairing', 'tensor pairing']]);
   const first = docs[0]!;
-  const count = first.params.shard?.count ?? 1;
-  const seen = new Set<number>();
-  docs.forEach((d, i) => {
-    const s = d.params.shard;
-    if ((s?.count ?? 1) !== count) throw new RlvrError(`shard count ${s?.count ?? 1} differs from ${count} in ${label(0)}`, { file: label(i), code: 'E_MERGE_SHARDS' });
-    const idx = s?.index ?? 0;
-    if (seen.has(idx)) throw new RlvrError(`shard ${idx}/${count} given twice`, { file: label(i), code: 'E_MERGE_SHARDS' });
-    seen.add(idx);
-    const { shard: _a, ...pa } = d.params, { shard: _b, ...pb } = first.params;
-    if (stable(pa) !== stable(pb)) throw new RlvrError(`parameters differ from ${label(0)}`, { file: label(i), code: 'E_MERGE_PARAMS' });
-    if (stable(d.inputs) !== stable(first.inputs)) throw new RlvrError(`inputs (paths or fingerprints) differ from ${label(0)}`, { file: label(i), code: 'E_MERGE_INPUTS' });
-    if (stable(d.pairing) !== stable(first.pairing)) throw new RlvrError(`tensor pairing differs from ${label(0)}`, { file: label(i), code: 'E_MERGE_PAIRING' });
-  });
-  const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
-  if (missing.length > 0) throw new UsageError(`shards missing: ${missing.map((i) => `${i}/${count}`).join(', ')}`);
-  const tensors: TensorRecord[] = [];
-  const names = new Set<string>();
-  docs.forEach((d, i) => {
-    for (const t of d.tensors) {
-      if (names.has(t.name)) throw new RlvrError(`tensor ${t.name} appears in two shards`, { file: label(i), code: 'E_MERGE_DUPLICATE' });
-      names.add(t.name);
-      tensors.push(t);
-    }
-  });
   return buildSparsityDoc({ ...first.params, shard: null }, first.inputs, first.pairing, tensors);
 }
 

@@ -40,7 +40,7 @@ import { fullSpectrum, normalizedSpectralShift, principalAngleCurves } from '../
 import { DEFAULT_PROBE, type ProbeOptions, computeUpdateMask } from '../probes/update.js';
 import { type Table, envelope } from '../report/output.js';
 import { type CacheKey, type CacheStats, type Decomposition, DecompositionCache, defaultCacheDir, sha256 } from './cache.js';
-import { type ShardSpec, selectShard } from './shard.js';
+import { type ShardOutput, type ShardSpec, joinShardOutputs, selectShard } from './shard.js';
 
 // ---------------------------------------------------------------------------------------
 // Parameters and documents
@@ -258,7 +258,6 @@ export function buildBoundsDoc(c: Common, tensors: readonly BoundsTensor[]): Bou
   return envelope('bounds', { params: c.params, inputs: c.inputs, skipped: c.skipped, summary: summarizeBounds(c, ts), tensors: ts });
 }
 
-function stable(x: unknown): string { return JSON.stringify(x); }
 
 /**
  * Joins `--shard i/N` documents of one kind into the document a single run would have
@@ -271,31 +270,7 @@ export function mergeGeometryShards<D extends GeometryDoc>(docs: readonly D[], s
   const first = docs[0]!;
   const kind = first.kind;
   if (kind !== 'spectrum' && kind !== 'principal' && kind !== 'bounds') throw new RlvrError(`not a geometry document (kind ${String(kind)})`, { file: label(0), code: 'E_MERGE_KIND' });
-  const count = first.params.shard?.count ?? 1;
-  const seen = new Set<number>();
-  docs.forEach((d, i) => {
-    if (!d || d.kind !== kind || !Array.isArray(d.tensors) || !d.params) throw new RlvrError(`not a ${kind} document`, { file: label(i), code: 'E_MERGE_KIND' });
-    if (d.schema !== first.schema) throw new RlvrError(`schema ${d.schema} differs from ${first.schema} in ${label(0)}`, { file: label(i), code: 'E_MERGE_SCHEMA' });
-    const s = d.params.shard;
-    if ((s?.count ?? 1) !== count) throw new RlvrError(`shard count ${s?.count ?? 1} differs from ${count} in ${label(0)}`, { file: label(i), code: 'E_MERGE_SHARDS' });
-    const idx = s?.index ?? 0;
-    if (seen.has(idx)) throw new RlvrError(`shard ${idx}/${count} given twice`, { file: label(i), code: 'E_MERGE_SHARDS' });
-    seen.add(idx);
-    const { shard: _a, ...pa } = d.params, { shard: _b, ...pb } = first.params;
-    if (stable(pa) !== stable(pb)) throw new RlvrError(`parameters differ from ${label(0)}`, { file: label(i), code: 'E_MERGE_PARAMS' });
-    if (stable(d.inputs) !== stable(first.inputs)) throw new RlvrError(`inputs (paths or fingerprints) differ from ${label(0)}`, { file: label(i), code: 'E_MERGE_INPUTS' });
-  });
-  const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
-  if (missing.length > 0) throw new UsageError(`shards missing: ${missing.map((i) => `${i}/${count}`).join(', ')}`);
-  const names = new Set<string>();
-  const tensors: unknown[] = [];
-  docs.forEach((d, i) => {
-    for (const t of d.tensors) {
-      if (names.has(t.name)) throw new RlvrError(`tensor ${t.name} appears in two shards`, { file: label(i), code: 'E_MERGE_DUPLICATE' });
-      names.add(t.name);
-      tensors.push(t);
-    }
-  });
+  const tensors: unknown[] = joinShardOutputs(docs as unknown as readonly ShardOutput<{ name: string }>[], kind, label);
   // Skip lists are per shard (its own tensors): the union in name order is one run's list.
   const skipped: SkipRecord[] = first.skipped.map((s, ti) => ({
     tuned: ti,
