@@ -772,6 +772,19 @@ export function readUpdateMasksOnce(
   return { baseBytes, masks, nonFinite };
 }
 
+/**
+ * The tensors a probe covers in checkpoint `spec`, their decoder layers (ascending) and the
+ * middle one (the default Table-2 / profile layer). A UsageError when nothing is selected.
+ */
+export function tensorSelection(spec: string, opts: { all?: boolean; match?: RegExp }): { names: string[]; layers: number[]; middle: number | null } {
+  const base = openCheckpoint(spec);
+  let names: string[];
+  try { names = selectTensors(base, opts); } finally { base.close(); }
+  if (names.length === 0) throw new UsageError(`no tensors selected in ${spec}${opts.match ? ` matching /${opts.match.source}/` : ''}`);
+  const layers = [...new Set(names.map((n) => parseTensorName(n).layer).filter((l): l is number => l !== null))].sort((a, b) => a - b);
+  return { names, layers, middle: layers.length > 0 ? layers[Math.floor((layers.length - 1) / 2)]! : null };
+}
+
 /** Which tensors a probe covers: 2-D linear weights by default, or every tensor. */
 export function selectTensors(base: TensorSource, opts: { all?: boolean; match?: RegExp }): string[] {
   return base.names.filter((n) => {

@@ -2,10 +2,9 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { openCheckpoint } from '../../io/checkpoint.js';
 import { parseTensorName } from '../../model/names.js';
 import { DYNAMICS_DEFINITIONS, dynamicsDocument, dynamicsTables, resolveSteps, runDynamicsPass } from '../../probes/dynamics.js';
-import { selectTensors } from '../../probes/locality.js';
+import { tensorSelection } from '../../probes/locality.js';
 import { toJson, toText, writeOutputs } from '../../report/output.js';
 import { createProgress } from '../progress.js';
 import { addProbeOptions, intFlag, probeFromFlags, regexFlag, stepsFlag } from '../options.js';
@@ -50,13 +49,8 @@ export function register(program: Command): void {
       const match = regexFlag('--match', o.match);
       const profilesRe = regexFlag('--profiles', o.profiles);
       const steps = resolveSteps(o.checkpoints, stepsFlag(o.steps));
-      const base = openCheckpoint(o.base);
-      const names = selectTensors(base, { all: o.allTensors, match });
-      base.close();
-      if (names.length === 0) throw new UsageError(`no tensors selected in ${o.base}${match ? ` matching /${match.source}/` : ''}`);
-      const layers = [...new Set(names.map((n) => parseTensorName(n).layer).filter((l): l is number => l !== null))].sort((a, b) => a - b);
-      let layer = intFlag('--layer', o.layer, 0) ?? null;
-      if (layer === null && layers.length > 0) layer = layers[Math.floor((layers.length - 1) / 2)]!;
+      const { names, layers, middle } = tensorSelection(o.base, { all: o.allTensors, match });
+      const layer = intFlag('--layer', o.layer, 0) ?? middle;
       if (layer !== null && !profilesRe && !layers.includes(layer)) throw new UsageError(`--layer ${layer}: no selected tensor in that layer`);
       const progress = createProgress(names.length, 'dynamics', { quiet: o.quiet });
       const d = await runDynamicsPass(o.base, o.checkpoints, steps, {

@@ -2,9 +2,8 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { openCheckpoint } from '../../io/checkpoint.js';
 import { parseTensorName } from '../../model/names.js';
-import { LOCALITY_FORMULAS, localityDocument, localityTables, runLocalityPass, selectTensors } from '../../probes/locality.js';
+import { LOCALITY_FORMULAS, localityDocument, localityTables, runLocalityPass, tensorSelection } from '../../probes/locality.js';
 import { toJson, toText, writeOutputs } from '../../report/output.js';
 import { addProbeOptions, intFlag, probeFromFlags, regexFlag } from '../options.js';
 import { createProgress } from '../progress.js';
@@ -57,13 +56,8 @@ export function register(program: Command): void {
       const pool = intFlag('--pool', o.pool, 1)!;
       if (o.tuned.length < 2) throw new UsageError('--tuned needs at least two checkpoints');
       // The table layer: asked for, else the middle of the layers the selection covers.
-      const base = openCheckpoint(o.base);
-      const names = selectTensors(base, { all: o.allTensors, match });
-      base.close();
-      if (names.length === 0) throw new UsageError(`no tensors selected in ${o.base}${match ? ` matching /${match.source}/` : ''}`);
-      const layers = [...new Set(names.map((n) => parseTensorName(n).layer).filter((l): l is number => l !== null))].sort((a, b) => a - b);
-      let layer = intFlag('--layer', o.layer, 0) ?? null;
-      if (layer === null && layers.length > 0) layer = layers[Math.floor((layers.length - 1) / 2)]!;
+      const { names, layers, middle } = tensorSelection(o.base, { all: o.allTensors, match });
+      const layer = intFlag('--layer', o.layer, 0) ?? middle;
       if (layer !== null && !layers.includes(layer)) throw new UsageError(`--layer ${layer}: no selected tensor in that layer (layers ${layers[0]}..${layers[layers.length - 1]})`);
       const progress = createProgress(names.length, 'locality', { quiet: o.quiet });
       const r = await runLocalityPass(o.base, o.tuned, {
