@@ -111,3 +111,47 @@ test('fp32 base with sub-bf16 changes: bf16-visible sparsity exceeds the η-rule
   assert.equal(fs.statSync(again.files[0]!).mtimeMs, mtime, 'reused, not rewritten');
   assert.equal(again.changed, set.tuned[1]!.changed);
 });
+
+test('spectrumDecay: linear weights get a power-law spectrum (σ₁/σ_j ≈ j^a), RMS kept; i.i.d. stays flat; tuned models follow a regenerated base', async () => {
+  const { exactSVD } = await import('../src/linalg/svd-dense.js');
+  const d = tempDir();
+  const dims = { ...DIMS, hiddenSize: 64, numHeads: 4, headDim: 16, numKvHeads: 2, intermediateSize: 192 };
+  const flat = generateSynthetic({ out: path.join(d, 'flat'), dims, seed: 2 });
+  const dec = generateSynthetic({ out: path.join(d, 'dec'), dims, seed: 2, spectrumDecay: 0.5 });
+  const sv = (dir: string, name: string): { s: Float64Array; rms: number } => {
+    const c = openCheckpoint(dir);
+    try {
+      const [rows, cols] = c.info(name).shape as [number, number];
+      const w = c.readFloat64(name);
+      const rms = Math.sqrt(w.reduce((a, x) => a + x * x, 0) / w.length);
+      return { s: exactSVD({ rows, cols, data: w }).S, rms };
+    } finally { c.close(); }
+  };
+  for (const name of ['model.layers.0.mlp.up_proj.weight', 'model.layers.0.mlp.down_proj.weight']) { // tall and wide
+    const f = sv(flat.dir, name), g = sv(dec.dir, name);
+    // i.i.d. 192×64: σ₁/σ₁₆ stays near the Marchenko–Pastur edge ratio (< 1.6); a = 0.5 gives ≈ 4 (16^0.5)
+    assert.ok(f.s[0]! / f.s[15]! < 1.6, `flat ${f.s[0]! / f.s[15]!}`);
+    const r = g.s[0]! / g.s[15]!;
+    assert.ok(r > 2.8 && r < 5.5, `decayed σ₁/σ₁₆ = ${r}`);
+    assert.ok(Math.abs(g.rms - 0.02) < 0.002 && Math.abs(f.rms - 0.02) < 0.002, `rms ${g.rms} ${f.rms}`);
+  }
+  // other tensors are untouched by the option
+  const a = openCheckpoint(flat.dir), b = openCheckpoint(dec.dir);
+  try {
+    for (const n of ['model.embed_tokens.weight', 'model.norm.weight', 'model.layers.0.self_attn.q_proj.bias']) assert.ok(Buffer.from(a.readBytes(n)).equals(Buffer.from(b.readBytes(n))), n);
+  } finally { a.close(); b.close(); }
+  assert.throws(() => generateSynthetic({ out: path.join(d, 'bad'), dims, spectrumDecay: -1 }), /spectrum-decay/);
+  // a set whose base is regenerated with another decay regenerates its tuned models too
+  const s1 = ensureSyntheticSet({ dir: path.join(d, 'set'), dims, seed: 1, changedFractions: [0.3] });
+  const before = fs.readFileSync(s1.tuned[0]!.files[0]!);
+  await new Promise((r) => setTimeout(r, 20));
+  const s2 = ensureSyntheticSet({ dir: path.join(d, 'set'), dims, seed: 1, changedFractions: [0.3], spectrumDecay: 0.5 });
+  assert.ok(!fs.readFileSync(s2.tuned[0]!.files[0]!).equals(before), 'tuned model rebuilt on the new base');
+  const t = openCheckpoint(s2.tuned[0]!.dir), bb = openCheckpoint(s2.base.dir);
+  try {
+    const x = bb.readFloat64('model.layers.0.mlp.up_proj.weight'), y = t.readFloat64('model.layers.0.mlp.up_proj.weight');
+    let diff = 0;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) diff++;
+    assert.ok(diff / x.length > 0.2 && diff / x.length < 0.4, `changed fraction ${diff / x.length}`);
+  } finally { t.close(); bb.close(); }
+});

@@ -322,7 +322,7 @@ export interface GeometryOptions {
    * the tuned model's index; `checkedAt` is topKSVD's Rayleigh–Ritz schedule (empty for the
    * Gram and exact paths). For benchmarks that replay the same work in a baseline.
    */
-  onSolve?: (name: string, tuned: number | null, solve: { iterations: number; checkedAt: readonly number[] }) => void;
+  onSolve?: (name: string, tuned: number | null, solve: SolveInfo & { checkedAt: readonly number[] }) => void;
 }
 
 export interface GeometryRun {
@@ -507,7 +507,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
         dec = cache.get(key);
         if (!dec) {
           const s = await decomposeWeight(W0, k, exact, solver, null);
-          o.onSolve?.(name, null, { iterations: s.info.iterations, checkedAt: s.checkedAt ?? [] });
+          o.onSolve?.(name, null, { ...s.info, checkedAt: s.checkedAt ?? [] });
           dec = { U: s.U, S: s.S, V: s.V, basis: s.basis, sigmaNext: s.sigmaNext, info: s.info };
           cache.put(key, dec);
         }
@@ -541,7 +541,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
         }
         if (W1 && (want.spectrum || want.bounds)) {
           d1 = await decomposeWeight(W1, k, exact, solver, d0.basis);
-          o.onSolve?.(name, ti, { iterations: d1.info.iterations, checkedAt: d1.checkedAt ?? [] });
+          o.onSolve?.(name, ti, { ...d1.info, checkedAt: d1.checkedAt ?? [] });
         }
         const S0 = Array.from(d0.S);
         if (want.spectrum || want.bounds) {

@@ -13,7 +13,9 @@
  *   linear weights, 0.1 for q/k/v biases; RMSNorm weights are 1 + N(0, 0.05²). Normals
  *   come from a 65,536-entry inverse-CDF table indexed by 16 random bits (tails clipped
  *   at ≈4.3σ), which is exact enough for 8-bit-mantissa storage and ~20× faster than
- *   Box–Muller.
+ *   Box–Muller. With `spectrumDecay` a > 0 the linear weights' entries are further scaled
+ *   along the short side by d_j ∝ (j + 1)^-a (random order, mean d² = 1), then rounded to
+ *   bf16: a power-law spectrum instead of the flat one of i.i.d. entries.
  * - Tuned (`base` given): each entry changes independently with probability
  *   p = min(1, F · a_row · g(|w|) / Z), where F is `changedFraction`, g(|w|) = 1/(1 + |w|/rms)
  *   favours small magnitudes (Gate III: small weights move by a whole bf16 ULP more often),
@@ -50,6 +52,15 @@ export interface SynthOptions {
   seed?: number;
   /** Storage dtype of a generated base (a derived model keeps the base's dtypes). */
   dtype?: 'BF16' | 'F32';
+  /**
+   * Base only: power-law exponent a of the linear weights' spectra (default 0: i.i.d. entries,
+   * a flat Marchenko–Pastur spectrum). With a > 0, every 2-D linear weight is Z·diag(d) (tall)
+   * or diag(d)·Z (wide) with Z the i.i.d. normals above and d_j ∝ (j + 1)^-a along the short
+   * side, in a seeded random order and scaled so the mean of d² is 1 (the entries' RMS stays
+   * σ). The singular values then decay roughly like (j + 1)^-a (σ₁/σ₆₄ ≈ 64^a), as trained
+   * weights' do; the spectrum probe's warm start and iteration counts depend on that.
+   */
+  spectrumDecay?: number;
   /** Derive a tuned model from this checkpoint (any checkpoint spec) instead of a base. */
   base?: string;
   /** Expected fraction of entries changed in a derived model (default 0.3). */
@@ -226,7 +237,8 @@ function writeModel(dir: string, tensors: StreamTensor[], sharded: boolean | num
 function numel(shape: readonly number[]): number { return shape.reduce((a, b) => a * b, 1); }
 
 /** A generated base tensor: normals from the quantile table, streamed in chunks. */
-function baseTensor(name: string, shape: number[], role: SynthRole, dtype: 'BF16' | 'F32', seed: number, chunkElems: number): StreamTensor {
+function baseTensor(name: string, shape: number[], role: SynthRole, dtype: 'BF16' | 'F32', seed: number, chunkElems: number, decay = 0): StreamTensor {
+  if (decay > 0 && shape.length === 2) return decayedTensor(name, shape as [number, number], role, dtype, seed, chunkElems, decay);
   return {
     name, dtype, shape,
     produce(emit) {
@@ -245,6 +257,47 @@ function baseTensor(name: string, shape: number[], role: SynthRole, dtype: 'BF16
           for (let i = 0; i < m; i += 2) { const r = rng.nextU32(); buf32![i] = table[r & 0xffff]!; buf32![i + 1] = table[r >>> 16]!; }
           emit(new Uint8Array(buf32!.buffer, 0, m * 4));
         }
+      }
+    },
+  };
+}
+
+/** Scales of the short side for `spectrumDecay` a: (j + 1)^-a in a seeded order, mean square 1. */
+export function decayScales(count: number, decay: number, seed: number): Float64Array {
+  const d = new Float64Array(count);
+  let ss = 0;
+  for (let j = 0; j < count; j++) { d[j] = (j + 1) ** -decay; ss += d[j]! * d[j]!; }
+  const norm = Math.sqrt(count / ss);
+  for (let j = 0; j < count; j++) d[j]! *= norm;
+  const rng = new Rng(seed);
+  for (let j = count - 1; j > 0; j--) { const k = rng.nextU32() % (j + 1); const t = d[j]!; d[j] = d[k]!; d[k] = t; }
+  return d;
+}
+
+/** A base linear weight with a power-law spectrum: the same normals scaled along the short side. */
+function decayedTensor(name: string, shape: [number, number], role: SynthRole, dtype: 'BF16' | 'F32', seed: number, chunkElems: number, decay: number): StreamTensor {
+  return {
+    name, dtype, shape,
+    produce(emit) {
+      const z = normalQuantiles();
+      const sd = STD[role];
+      const [rows, cols] = shape;
+      const tall = rows >= cols;
+      const scale = decayScales(Math.min(rows, cols), decay, tensorSeed(seed, name, 0x2545f491));
+      const rng = new Rng(tensorSeed(seed, name));
+      const n = rows * cols;
+      const cap = Math.min(n, chunkElems) + 1;
+      const buf16 = dtype === 'BF16' ? new Uint16Array(cap) : null;
+      const buf32 = dtype === 'F32' ? new Uint32Array(cap) : null;
+      const value = (i: number, k: number): number => {
+        const v = f32Bits(sd * z[k]! * scale[tall ? i % cols : Math.floor(i / cols)]!);
+        return buf16 ? ((v + 0x7fff + ((v >>> 16) & 1)) >>> 16) & 0xffff : v;
+      };
+      for (let start = 0; start < n; start += chunkElems) {
+        const m = Math.min(chunkElems, n - start);
+        const buf = buf16 ?? buf32!;
+        for (let i = 0; i < m; i += 2) { const r = rng.nextU32(); buf[i] = value(start + i, r & 0xffff); buf[i + 1] = value(start + i + 1, r >>> 16); }
+        emit(new Uint8Array(buf.buffer, 0, m * buf.BYTES_PER_ELEMENT));
       }
     },
   };
@@ -399,7 +452,9 @@ export function generateSynthetic(opts: SynthOptions): SynthResult {
   const dims = scaledQwen2Dims(opts.scale ?? 1, opts.dims);
   const dtype = opts.dtype ?? 'BF16';
   const specs = qwen2Tensors(dims);
-  const tensors = specs.map((s) => baseTensor(s.name, s.shape, s.role, dtype, seed, chunkElems));
+  const decay = opts.spectrumDecay ?? 0;
+  if (!(decay >= 0 && decay <= 4)) throw new UsageError(`--spectrum-decay must be in [0, 4], got ${decay}`);
+  const tensors = specs.map((s) => baseTensor(s.name, s.shape, s.role, dtype, seed, chunkElems, s.role === 'linear' ? decay : 0));
   const { files, bytes } = writeModel(dir, tensors, opts.sharded, opts.onProgress);
   const cfg = qwen2ConfigJson(dims);
   if (dtype === 'F32') cfg.torch_dtype = 'float32';
@@ -420,6 +475,8 @@ function synthParams(o: SynthOptions): Record<string, unknown> {
     changedFraction: o.base !== undefined ? o.changedFraction ?? 0.3 : null,
     subBf16Fraction: o.base !== undefined ? o.subBf16Fraction ?? 0 : null,
     sharded: o.sharded ?? false,
+    // only when set, so records written before the option existed still match
+    ...(o.base === undefined && (o.spectrumDecay ?? 0) > 0 ? { spectrumDecay: o.spectrumDecay } : {}),
   };
 }
 
@@ -440,7 +497,10 @@ export function ensureSynthetic(opts: SynthOptions): SynthResult {
   if (fs.existsSync(recPath)) {
     try {
       const rec = JSON.parse(fs.readFileSync(recPath, 'utf8')) as { params: unknown; tensors: number; numel: number; bytes: number; changed: number | null; expectedChanged: number | null; files: string[] };
-      if (JSON.stringify(rec.params) === JSON.stringify(synthParams(opts)) && rec.files.every((f) => fs.existsSync(path.join(dir, f)))) {
+      // a derived model is stale when its base was regenerated after it
+      const baseRec = opts.base !== undefined ? path.join(path.resolve(opts.base), RECORD) : null;
+      const fresh = !baseRec || !fs.existsSync(baseRec) || fs.statSync(baseRec).mtimeMs <= fs.statSync(recPath).mtimeMs;
+      if (fresh && JSON.stringify(rec.params) === JSON.stringify(synthParams(opts)) && rec.files.every((f) => fs.existsSync(path.join(dir, f)))) {
         return { dir, files: rec.files.map((f) => path.join(dir, f)), tensors: rec.tensors, numel: rec.numel, bytes: rec.bytes, changed: rec.changed, expectedChanged: rec.expectedChanged };
       }
     } catch { /* regenerate */ }
@@ -459,6 +519,8 @@ export interface SynthSetOptions {
   changedFractions?: number[];
   subBf16Fraction?: number;
   sharded?: boolean | number;
+  /** The base's `spectrumDecay` (see SynthOptions). */
+  spectrumDecay?: number;
 }
 
 /**
@@ -467,7 +529,7 @@ export interface SynthSetOptions {
  */
 export function ensureSyntheticSet(o: SynthSetOptions): { base: SynthResult; tuned: SynthResult[] } {
   const seed = o.seed ?? 0;
-  const base = ensureSynthetic({ out: path.join(o.dir, 'base'), scale: o.scale, dims: o.dims, seed, dtype: o.dtype, sharded: o.sharded });
+  const base = ensureSynthetic({ out: path.join(o.dir, 'base'), scale: o.scale, dims: o.dims, seed, dtype: o.dtype, sharded: o.sharded, spectrumDecay: o.spectrumDecay });
   const tuned = (o.changedFractions ?? [0.3]).map((F, i) => ensureSynthetic({
     out: path.join(o.dir, `tuned-${i}`), base: base.dir, seed: seed + 1 + i, changedFraction: F,
     subBf16Fraction: o.subBf16Fraction, sharded: o.sharded,

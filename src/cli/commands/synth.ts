@@ -22,9 +22,10 @@ export function register(program: Command): void {
     .option('--changed-fraction <f>', 'expected fraction of entries changed in a derived model', '0.3')
     .option('--sub-bf16-fraction <f>', 'fp32 only: fraction of entries changed below bf16 resolution', '0')
     .option('--dtype <dtype>', 'storage dtype of a base: BF16 or F32', 'BF16')
+    .option('--spectrum-decay <a>', 'base only: linear weights get a power-law spectrum, singular values ~ (j+1)^-a (0 = i.i.d. entries, flat spectrum)', '0')
     .option('--sharded [n]', 'write n shards (default 2) with model.safetensors.index.json')
     .option('--quiet', 'print nothing (no progress bar)')
-    .action((o: { out: string; scale: string; seed: string; base?: string; changedFraction: string; subBf16Fraction: string; dtype: string; sharded?: string | boolean; quiet?: boolean }) => {
+    .action((o: { out: string; scale: string; seed: string; base?: string; changedFraction: string; subBf16Fraction: string; dtype: string; spectrumDecay: string; sharded?: string | boolean; quiet?: boolean }) => {
       const dtype = o.dtype.toUpperCase();
       if (dtype !== 'BF16' && dtype !== 'F32') throw new UsageError(`--dtype must be BF16 or F32, got ${JSON.stringify(o.dtype)}`);
       const seed = num('--seed', o.seed, 0);
@@ -39,6 +40,7 @@ export function register(program: Command): void {
         out: o.out, scale, seed, base: o.base, dtype,
         changedFraction: num('--changed-fraction', o.changedFraction, 0.3),
         subBf16Fraction: num('--sub-bf16-fraction', o.subBf16Fraction, 0),
+        spectrumDecay: num('--spectrum-decay', o.spectrumDecay, 0),
         sharded,
         onProgress: (done, total) => {
           progress ??= createProgress(total, 'synth', { quiet: o.quiet, unit: 'bytes' });
