@@ -15,6 +15,7 @@ import { openCheckpoint } from '../src/io/checkpoint.js';
 import { writeSafetensors, type TensorToWrite } from '../src/io/writer.js';
 import { localityDocument, runLocality, runLocalityPass } from '../src/probes/locality.js';
 import { Bf16ProfileKernel, profileKernelAvailable, forEachPatternPosition } from '../src/probes/profile-kernel.js';
+import { profileSnapshotMisses } from '../src/probes/locality-engine.js';
 import { updateSparsity } from '../src/probes/sparsity.js';
 import { toJson } from '../src/report/output.js';
 import { Rng } from '../src/util/random.js';
@@ -25,9 +26,11 @@ const NAMES = [
   'model.layers.0.self_attn.q_proj.weight', // 257 × 301: five distinct magnitudes, each straddling several bins across sub-chunks
   'model.layers.0.self_attn.k_proj.weight', // fp32: the generic path
   'model.layers.1.self_attn.v_proj.weight', // special values
+  'model.layers.1.mlp.up_proj.weight', // 600 × 520 = 312,000 > 2^18: straddlers found from a sampled base histogram
+  'model.layers.1.mlp.down_proj.weight', // 520 × 600: the sampled blocks are ×16 larger than the rest, so the sample misses the straddlers and the bins fall back to the walk
 ];
 const SHAPES: Record<string, [number, number]> = {
-  [NAMES[0]!]: [301, 500], [NAMES[1]!]: [257, 301], [NAMES[2]!]: [16, 40], [NAMES[3]!]: [33, 33],
+  [NAMES[0]!]: [301, 500], [NAMES[1]!]: [257, 301], [NAMES[2]!]: [16, 40], [NAMES[3]!]: [33, 33], [NAMES[4]!]: [600, 520], [NAMES[5]!]: [520, 600],
 };
 
 function bf16(x: number): number {
@@ -45,7 +48,7 @@ function makeSet(dir: string, R: number, seed: number): { base: string; tuned: s
     if (name === NAMES[2]) { const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = rng.normal() * 0.02; base.set(name, a); continue; }
     const h = new Uint16Array(n);
     const few = [0.5, 0.25, -0.125, 0.0078125, 1e-3];
-    for (let i = 0; i < n; i++) h[i] = name === NAMES[1] ? bf16(few[rng.int(few.length)]!) : bf16(rng.normal() * 0.02);
+    for (let i = 0; i < n; i++) h[i] = name === NAMES[1] ? bf16(few[rng.int(few.length)]!) : bf16(rng.normal() * 0.02 * (name === NAMES[5] && i % 4096 < 512 ? 16 : 1));
     if (name === NAMES[3]) {
       h[0] = 0x0000; h[1] = 0x8000; h[2] = 0x7fc0; h[3] = 0x7f80; h[4] = 0xff80; h[5] = 0x0001; h[6] = 0x8001; h[7] = 0x0000;
     }
@@ -97,7 +100,10 @@ test('fused locality kernel: exactly the JS path (special values, ties, chunks, 
     const ref = inProcess(set.base, set.tuned);
     const doc = (x: typeof ref): string => toJson(localityDocument({ ...x, base: 'B', runs: x.runs.map((_, i) => String(i)), sparsity: null, consensus: [] }, 0));
     for (const threads of [1, 2]) {
+      const misses = profileSnapshotMisses();
       const got = await runLocalityPass(set.base, set.tuned, { allTensors: true, threads, consensusFor: () => true, consensusMaxSize: 0 });
+      // in-process (1 thread), the fused path ran: only the adversarial tensor's sample missed a straddler
+      if (threads === 1 && R <= 8) assert.equal(profileSnapshotMisses() - misses, 1, 'one fallback to the walk');
       assert.equal(doc(got), doc(ref), `R=${R} threads=${threads}: locality document`);
       assert.equal(got.consensus.length, ref.consensus.length, 'consensus images');
       got.consensus.forEach((c, i) => assert.deepEqual([...c.grid.values], [...ref.consensus[i]!.grid.values], `consensus ${c.name}`));

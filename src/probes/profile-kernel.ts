@@ -243,6 +243,23 @@ export class Bf16ProfileKernel {
     return out;
   }
 
+  /**
+   * Entries per 15-bit pattern of a SAMPLE of the base tensor in `baseWhole(n)`: blocks of
+   * `block` entries (even), one in every `every` (a new array, and the entries sampled).
+   */
+  baseHistogramSampled(n: number, block: number, every: number): { hist: Uint32Array; sampled: number } {
+    const h2 = new Uint32Array(this.memory.buffer, this.offBH, PATTERNS * 2);
+    h2.fill(0);
+    let sampled = 0;
+    for (let s = 0; s + block <= n; s += block * every) {
+      this.hist(this.offBase + 2 * s, block >>> 1, this.offBH);
+      sampled += block;
+    }
+    const hist = new Uint32Array(PATTERNS);
+    for (let k = 0; k < PATTERNS; k++) hist[k] = h2[k]! + h2[PATTERNS + k]!;
+    return { hist, sampled };
+  }
+
   tunedRegion(r: number, bytes: number): Uint8Array { return new Uint8Array(this.memory.buffer, this.offT + r * this.region, bytes); }
 
   /**
@@ -279,10 +296,10 @@ export class Bf16ProfileKernel {
   /** Did the last `run` see an all-ones exponent on either side (a superset test, as `diff`)? */
   nonFiniteSeen(): boolean { return this.scratch32[0] !== 0; }
 
-  /** A live view of the 2^R cumulative run-mask cells of pattern `key` (padding not taken back; invalid after the memory grows). */
-  rowView(key: number): Uint32Array {
+  /** A live view of the 2^R cumulative run-mask cells of patterns lo..hi, row after row (padding not taken back; invalid after the memory grows). */
+  rowsView(lo: number, hi: number): Uint32Array {
     const M = 1 << this.runs;
-    return this.hView.subarray(key * M, (key + 1) * M);
+    return this.hView.subarray(lo * M, (hi + 1) * M);
   }
 
   /**
