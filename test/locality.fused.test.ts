@@ -47,7 +47,7 @@ function makeSet(dir: string, R: number, seed: number): { base: string; tuned: s
     const n = r * c;
     if (name === NAMES[2]) { const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = rng.normal() * 0.02; base.set(name, a); continue; }
     const h = new Uint16Array(n);
-    const few = [0.5, 0.25, -0.125, 0.0078125, 1e-3];
+    const few = [0.5, 0.25, -0.125, 0.0078125, 1e-3, 3, -1.75]; // 3 and 1.75: exponent fields 0x80 | 0x7f, the kernel's NaN/Inf prefilter fires falsely
     for (let i = 0; i < n; i++) h[i] = name === NAMES[1] ? bf16(few[rng.int(few.length)]!) : bf16(rng.normal() * 0.02 * (name === NAMES[5] && i % 4096 < 512 ? 16 : 1));
     if (name === NAMES[3]) {
       h[0] = 0x0000; h[1] = 0x8000; h[2] = 0x7fc0; h[3] = 0x7f80; h[4] = 0xff80; h[5] = 0x0001; h[6] = 0x8001; h[7] = 0x0000;
@@ -152,6 +152,21 @@ test('Bf16ProfileKernel: masks and joint histogram equal a per-entry reference',
     assert.deepEqual([...got.perRunMask], [...joint], `R=${R} joint`);
     assert.equal(k.take().total.reduce((a, b) => a + b, 0), 0, 'take() clears the histogram');
   }
+  // the NaN/Inf flag: set by an all-ones exponent, clear for ordinary values, and (a superset
+  // test) possibly set when values ≥ 2 occur; never clear when a NaN/Inf is present
+  const k = new Bf16ProfileKernel(1, 64);
+  const flag = (b: number[], t: number[]): boolean => {
+    k.baseWhole(32).set(new Uint8Array(Uint16Array.from(b).buffer));
+    k.tunedRegion(0, 64).set(new Uint8Array(Uint16Array.from(t).buffer));
+    k.run(32, 0, 0, 32);
+    k.take();
+    return k.nonFiniteSeen();
+  };
+  const fill = (x: number, at: number[] = [], v = 0): number[] => Array.from({ length: 32 }, (_, i) => (at.includes(i) ? v : x));
+  assert.equal(flag(fill(bf16(0.02)), fill(bf16(0.021))), false);
+  assert.equal(flag(fill(bf16(0.02)), fill(bf16(0.02), [7], 0x7fc0)), true, 'NaN in a tuned entry');
+  assert.equal(flag(fill(bf16(0.02), [31], 0xff80), fill(bf16(0.02))), true, '−Inf in the base');
+  assert.equal(flag(fill(bf16(1.99), [9], bf16(3)), fill(bf16(1.99))), true, 'exponents 0x7f | 0x80 (a false positive the caller recounts)');
 });
 
 test('forEachPatternPosition lists exactly the positions (and ids) of the table patterns, ascending, and stops when told', () => {

@@ -15,7 +15,8 @@
  * `prof(a, groups, out, hist)`: for `groups` blocks of 32 entries at byte offsets a (base)
  * and a + (r+1)·region (run r; region and stride are baked into the module): the mask word
  * of run r for block g goes to out + r·stride + 4g; hist[(pattern << R) | runmask] (u32 cells at `hist`) is incremented
- * per entry. At address 0 it stores the NaN/Inf flag (as `diff`), at 16 and 32 the lane-wise
+ * per entry. At address 0 it stores the NaN/Inf flag (a superset test: set when some entry has an
+ * all-ones exponent, and possibly when values ≥ 2 occur; callers recount such chunks exactly), at 16 and 32 the lane-wise
  * max and min of the 15-bit patterns seen (so callers scan only that key range).
  */
 import {
@@ -62,7 +63,10 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
         emit(g(TT), V128_LOAD(r * region + 32 * hp + 16 * k), LOCAL_SET, Y);
         // changed = (x != y) & ((x | y) != 0x8000), as in bf16-kernel's diff
         emit(g(X + k), g(Y), I16X8_NE, g(X + k), g(Y), V128_OR, LOCAL_TEE, Y, V128_CONST_I16(0x8000), I16X8_NE, V128_AND, LOCAL_SET, C + k);
-        emit(g(ACC), g(Y), V128_CONST_I16(0x7f80), V128_AND, I16X8_MAX_U, LOCAL_SET, ACC);
+        // NaN/Inf prefilter: OR of every base|tuned code of the lane (one op per vector);
+        // its exponent field is all ones whenever an entry's is, and otherwise only when
+        // codes with |w| ≥ 2 and others OR to 0xff (then the caller just recounts exactly)
+        emit(g(ACC), g(Y), V128_OR, LOCAL_SET, ACC);
       }
       // the 16 verdicts as bytes (0xff / 0): their bitmask is the half word, and bit r of the
       // run mask of all 16 entries at once (RM, i8 lanes)
@@ -87,7 +91,7 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
   emit(g(A), I32_CONST, ...sleb(64), I32_ADD, LOCAL_SET, A);
   emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
   emit(BR, 0, END, END);
-  emit(I32_CONST, 0, g(ACC), V128_CONST_I16(0x7f80), I16X8_EQ, V128_ANY_TRUE, I32_STORE, 2, 0);
+  emit(I32_CONST, 0, g(ACC), V128_CONST_I16(0x7f80), V128_AND, V128_CONST_I16(0x7f80), I16X8_EQ, V128_ANY_TRUE, I32_STORE, 2, 0);
   emit(I32_CONST, 0, g(KMAX), V128_STORE(16), I32_CONST, 0, g(KMIN), V128_STORE(32));
   emit(END);
   const body = [...vec([[1, I32], [11, V128]]), ...code];
@@ -293,7 +297,7 @@ export class Bf16ProfileKernel {
     return new Uint32Array(this.memory.buffer, this.offW + r * this.stride, Math.ceil(n / 32));
   }
 
-  /** Did the last `run` see an all-ones exponent on either side (a superset test, as `diff`)? */
+  /** Did the last `run` see an all-ones exponent on either side? A superset test: it may also be set by |w| ≥ 2 (the caller then recounts). */
   nonFiniteSeen(): boolean { return this.scratch32[0] !== 0; }
 
   /** A live view of the 2^R cumulative run-mask cells of patterns lo..hi, row after row (padding not taken back; invalid after the memory grows). */
