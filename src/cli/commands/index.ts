@@ -2,7 +2,7 @@
  * Registry of subcommands: one loader per command module, each exporting `register(program)`.
  * Modules are imported lazily: `rlvr-lens sparsity ...` loads only the sparsity command (not
  * onnxruntime, the canvas or the lab), which keeps start-up cheap for I/O-bound probes.
- * Help, version and unknown commands load them all.
+ * Help and unknown commands load them all; `--version` alone loads none.
  */
 import type { Command } from 'commander';
 
@@ -34,6 +34,7 @@ export const COMMAND_LOADERS: Readonly<Record<string, Loader>> = {
  * command's when the first argument names one, else all of them, in the order above. */
 export async function loadCommands(argv: readonly string[]): Promise<RegisterCommand[]> {
   const first = argv[2];
+  if (argv.length === 3 && (first === '--version' || first === '-V')) return []; // prints the version only
   const names = first !== undefined && Object.hasOwn(COMMAND_LOADERS, first) ? [first] : Object.keys(COMMAND_LOADERS);
   const mods = await Promise.all(names.map((n) => COMMAND_LOADERS[n]!()));
   return mods.map((m) => m.register);
