@@ -165,8 +165,9 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
   return res;
 }
 
-/** Tensors up to this many entries get the exact base histogram before the pass (cheap there). */
-const EXACT_HISTOGRAM_MAX = 1 << 18;
+/** Tensors up to this many entries get the exact base histogram before the pass (~1 ms there; a
+ *  sample of a few hundred rows can be far off when rows differ in scale, as k/v projections' do). */
+const EXACT_HISTOGRAM_MAX = 1 << 20;
 /** Larger ones: the histogram of blocks of SAMPLE_BLOCK entries, one in every SAMPLE_EVERY. */
 const SAMPLE_BLOCK = 512, SAMPLE_EVERY = 8;
 /** Snapshot memory cap per tensor (bytes); beyond it snapshots are taken less often. */
