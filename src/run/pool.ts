@@ -41,6 +41,11 @@ export interface PoolOptions<T, R> {
   /** Max tasks dispatched beyond the next undelivered one (default 4 × threads). */
   window?: number;
   /**
+   * Tasks a worker holds at once, running and queued (default 2). More keeps a worker busy
+   * while the main thread runs a long local task before it can hand out the next ones.
+   */
+  depth?: number;
+  /**
    * Runs a task on the calling thread. When given, the calling thread works as one of the
    * `threads` (one task per event-loop turn, so worker messages keep flowing) and one worker
    * fewer is started: with 2 cores, one worker + the main thread instead of two workers.
@@ -54,8 +59,9 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
   const total = Math.max(1, Math.min(o.threads, tasks.length));
   const nWorkers = o.local ? total - 1 : total;
   const window = Math.max(total, o.window ?? 4 * total);
-  // Each worker holds up to 2 tasks (one running, one queued), so it never waits for the
-  // main thread to hand it the next one (the main thread may be busy with a local task).
+  const depth = Math.max(1, Math.floor(o.depth ?? 2));
+  // Each worker holds up to `depth` tasks (one running, the rest queued), so it does not wait
+  // for the main thread to hand it the next one (the main thread may be busy with a local task).
   const workers: (Worker & { inflight?: number })[] = [];
   const pending = new Map<number, R>();
   let next = 0, deliver = 0, failed: unknown = null;
@@ -68,7 +74,7 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
     };
     const canDispatch = (): boolean => failed === null && next < tasks.length && next < deliver + window;
     const feed = (w: Worker & { inflight?: number }): void => {
-      while ((w.inflight ?? 0) < 2 && canDispatch()) {
+      while ((w.inflight ?? 0) < depth && canDispatch()) {
         const id = next++;
         w.inflight = (w.inflight ?? 0) + 1;
         w.postMessage({ id, task: tasks[id] } satisfies TaskMsg<T>);
