@@ -74,7 +74,8 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
     };
     const canDispatch = (): boolean => failed === null && next < tasks.length && next < deliver + window;
     const feed = (w: Worker & { inflight?: number }): void => {
-      while ((w.inflight ?? 0) < depth && canDispatch()) {
+      // near the end, queue less, so no thread is left idle while another works off its queue
+      while ((w.inflight ?? 0) < Math.min(depth, Math.max(2, Math.ceil((tasks.length - next) / total))) && canDispatch()) {
         const id = next++;
         w.inflight = (w.inflight ?? 0) + 1;
         w.postMessage({ id, task: tasks[id] } satisfies TaskMsg<T>);
