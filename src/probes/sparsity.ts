@@ -449,8 +449,8 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
         window: (o.onMask ? 4 : 32) * useThreads,
         // Whole-tensor locality tasks differ ~35× in size; with 2 per worker the worker sat
         // idle ~10% of the time while the main thread finished a large tensor (CPU profile,
-        // full-size five-run locality, 2 threads); with 8 queued, ~0%, and the main thread
-        // waits ~5% at the end instead.
+        // full-size five-run locality, 2 threads); with up to 8 queued (fewer near the end,
+        // see runOrdered) ~0%, and the main thread ~1.5%.
         depth: o.profile ? 8 : 2,
         local: (t) => runTask(ctx, t),
         onResult,
