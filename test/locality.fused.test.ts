@@ -131,8 +131,8 @@ test('Bf16ProfileKernel: masks and joint histogram equal a per-entry reference',
       const m = Math.min(1024, n - c);
       tuned.forEach((t, r) => k.tunedRegion(r, 2 * m).set(new Uint8Array(t.buffer, 2 * c, 2 * m)));
       for (let o = 0; o < m; o += 256) k.run(n, c + o, o, Math.min(256, m - o)); // sub-chunks
-      for (let r = 0; r < R; r++) words[r]!.set(k.words(r, m), c >>> 5);
     }
+    for (let r = 0; r < R; r++) words[r]!.set(k.maskWords(r, n)); // written in place by run()
     const got = k.take();
     const total = new Uint32Array(32768), changed = tuned.map(() => new Uint32Array(32768)), joint = new Float64Array(1 << R);
     for (let i = 0; i < n; i++) {

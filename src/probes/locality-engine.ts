@@ -38,16 +38,6 @@ function kernelFor(ctx: EngineContext, R: number): Bf16ProfileKernel {
   return k;
 }
 
-/** Per-thread words for R masks of a tensor, reused (grown) across tasks; the masks never leave the task. */
-const maskWords = new WeakMap<EngineContext, Uint32Array>();
-
-function maskBuffers(ctx: EngineContext, shape: readonly number[], R: number): BitMask[] {
-  const nw = Math.ceil(shape.reduce((a, b) => a * b, 1) / 32);
-  let w = maskWords.get(ctx);
-  if (!w || w.length < R * nw) { w = new Uint32Array(Math.max(R * nw, Math.ceil((w?.length ?? 0) * 1.5))); maskWords.set(ctx, w); }
-  return Array.from({ length: R }, (_, r) => new BitMask(shape, w!.subarray(r * nw, (r + 1) * nw)));
-}
-
 /** Runs one task of the pass: a range compare, or a whole-tensor profile when `task.profile` is set. */
 export function runRangeTask(ctx: EngineContext, task: RangeTask): RangeResult {
   return task.profile ? profileTensorTask(ctx, task) : compareRange(ctx, task);
@@ -73,8 +63,6 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
   let masks: BitMask[];
   if (fusedEligible(ctx, task) && bi.numel > 0) {
     const n = bi.numel;
-    // every word is overwritten by the pass: reused buffers, no per-tensor allocation
-    masks = maskBuffers(ctx, bi.shape, R);
     const k = kernelFor(ctx, R);
     const chunk = k.maxElems;
     // 1. The whole base first. Its pattern histogram (exact for small tensors, from a 1/8
@@ -82,6 +70,8 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
     //    the pass can snapshot just those patterns' counts as it goes.
     baseBytes = ctx.base.readBytes(task.name, 0, 2 * n, k.baseWhole(n));
     ctx.onBytes?.(2 * n);
+    // the kernel writes every mask word in place (its memory does not grow again in this task)
+    masks = Array.from({ length: R }, (_, r) => new BitMask(bi.shape, k.maskWords(r, n)));
     let exactHist: Uint32Array | undefined;
     let spans: [number, number][];
     if (n <= EXACT_HISTOGRAM_MAX) {
@@ -117,7 +107,6 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
         flagged ||= k.nonFiniteSeen();
         if ((c + o + cnt) % snap.sub === 0 || c + o + cnt === n) snap.take();
       }
-      for (let r = 0; r < R; r++) masks[r]!.words.set(k.words(r, m), c >>> 5);
       if (flagged) {
         // rare (an all-ones exponent somewhere): exact counts as compareRange takes them
         const a = baseBytes.subarray(2 * c, 2 * (c + m));

@@ -164,27 +164,31 @@ export interface PatternCounts {
 
 /**
  * One fused-kernel instance: its own memory holding R tuned chunk regions (files are read
- * straight into them), the mask words, the joint histogram, the base tensor's pattern
- * histogram and the WHOLE base tensor (grown as needed: the locality probe keeps it anyway
- * for the bins, and having it first lets `baseHistogram` find the straddling patterns before
- * the pass). Use per tensor: read the base into `baseWhole(n)`, `baseHistogram(n)`; per chunk,
- * fill `tunedRegion(r)` and call `run(baseEntry, tunedEntry, count)` on it (in sub-chunks if
- * wanted), read `words(r, n)`; after the last chunk, `take()` returns the tensor's counts and
- * clears the histogram. `row(key)` reads one pattern's 2^R run-mask cells (cumulative).
+ * straight into them), the joint histogram, the base tensor's pattern histogram, the WHOLE
+ * base tensor and the R update masks of the whole tensor, which the kernel writes in place
+ * (both grown as needed: the locality probe keeps the base for the bins, and having it first
+ * lets `baseHistogram` find the straddling patterns before the pass). Use per tensor: read
+ * the base into `baseWhole(n)`, `baseHistogram(n)`; per chunk, fill `tunedRegion(r)` and call
+ * `run(n, baseEntry, tunedEntry, count)` on it (in sub-chunks if wanted); `maskWords(r, n)`
+ * are run r's mask words; after the last chunk, `take()` returns the tensor's counts and
+ * clears the histogram. `rowsView(lo, hi)` reads patterns' 2^R run-mask cells (cumulative).
  */
 export class Bf16ProfileKernel {
   readonly runs: number;
   readonly maxElems: number;
   private memory: WasmMemory;
-  private readonly prof: (a: number, t: number, groups: number, out: number, hist: number) => void;
-  private readonly hist: (src: number, pairs: number, out: number) => void;
+  private prof!: (a: number, t: number, groups: number, out: number, hist: number) => void;
+  private hist!: (src: number, pairs: number, out: number) => void;
   private readonly offT: number;
-  private readonly offW: number;
   private readonly offH: number;
   private readonly offBH: number;
   private readonly offBase: number;
   private readonly region: number;
-  private readonly stride: number;
+  /** Bytes between two runs' masks (baked into the module: one instance per stride used). */
+  private stride = 0;
+  /** Where run 0's mask words start (after the base region of the current tensor). */
+  private offMask = 0;
+  private readonly instances = new Map<number, { prof: Bf16ProfileKernel['prof']; hist: Bf16ProfileKernel['hist'] }>();
   private kmin = PATTERNS;
   private kmax = -1;
   private padding = 0;
@@ -204,27 +208,47 @@ export class Bf16ProfileKernel {
     this.runs = R;
     this.maxElems = Math.ceil(Math.max(32, maxElems) / 32) * 32;
     this.region = Math.ceil((this.maxElems * 2) / 64) * 64;
-    this.stride = this.maxElems / 8;
-    const m = moduleFor(R, this.region, this.stride);
-    if (!m || process.env.RLVR_NO_WASM === '1') throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
+    if (process.env.RLVR_NO_WASM === '1' || !moduleFor(R, this.region, 64)) throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
     let top = KERNEL_SCRATCH;
     const alloc = (bytes: number): number => { const off = top; top += Math.ceil(bytes / 64) * 64; return off; };
     this.offT = alloc(this.region * R); // run r's region at offT + r·region
-    this.offW = alloc(this.stride * R);
     this.offH = alloc(PATTERNS * (1 << R) * 4);
     this.offBH = alloc(PATTERNS * 4 * 2);
-    this.offBase = top; // grows with the largest tensor seen
+    this.offBase = top; // base, then masks: grows with the largest tensor seen
     this.memory = new Wasm.Memory({ initial: Math.ceil((top + this.region) / 65536) });
-    const ex = new Wasm.Instance(m, { e: { m: this.memory } }).exports;
-    this.prof = ex.prof as Bf16ProfileKernel['prof'];
-    this.hist = ex.hist as Bf16ProfileKernel['hist'];
     this.out = { total: new Uint32Array(PATTERNS), changed: Array.from({ length: R }, () => new Uint32Array(PATTERNS)), perRunMask: new Float64Array(1 << R) };
+    this.useStride(64);
     this.refreshViews();
   }
 
-  /** The region for a whole base tensor of n entries (room for padding to 32 entries). */
+  /** Selects (instantiating once) the module whose run-to-run mask stride is `stride` bytes. */
+  private useStride(stride: number): void {
+    if (stride === this.stride) return;
+    let inst = this.instances.get(stride);
+    if (!inst) {
+      const m = moduleFor(this.runs, this.region, stride);
+      if (!m) throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
+      const ex = new Wasm.Instance(m, { e: { m: this.memory } }).exports;
+      inst = { prof: ex.prof as Bf16ProfileKernel['prof'], hist: ex.hist as Bf16ProfileKernel['hist'] };
+      this.instances.set(stride, inst);
+    }
+    this.prof = inst.prof;
+    this.hist = inst.hist;
+    this.stride = stride;
+  }
+
+  /**
+   * The region for a whole base tensor of n entries (room for padding to 32 entries); also
+   * makes room for its R masks after it (mask strides are powers of two, so a few module
+   * variants serve all tensor sizes). Views from earlier calls are invalid afterwards.
+   */
   baseWhole(n: number): Uint8Array {
-    const need = this.offBase + Math.ceil(n / 32) * 64 + 64;
+    const baseBytes = Math.ceil(n / 32) * 64 + 64;
+    let stride = 64;
+    while (stride < Math.ceil(n / 32) * 4) stride *= 2;
+    this.useStride(stride);
+    this.offMask = this.offBase + baseBytes;
+    const need = this.offMask + this.runs * stride;
     const have = this.memory.buffer.byteLength;
     if (need > have) {
       (this.memory as unknown as { grow(pages: number): number }).grow(Math.ceil((need - have) / 65536));
@@ -269,7 +293,7 @@ export class Bf16ProfileKernel {
   /**
    * Compares and counts `count` entries: base entries from `baseEntry` of the whole tensor
    * (of `n` entries) against entries from `tunedEntry` of the tuned regions; the words go to
-   * word offset tunedEntry/32 of `words`. Entry offsets are multiples of 32; only the tensor's
+   * word baseEntry/32 of the masks (`maskWords`). Entry offsets are multiples of 32; only the tensor's
    * last call may have a count that is not (it is padded with zeros, taken back in take()).
    */
   run(n: number, baseEntry: number, tunedEntry: number, count: number): void {
@@ -284,7 +308,7 @@ export class Bf16ProfileKernel {
       for (let r = 0; r < this.runs; r++) new Uint16Array(this.memory.buffer, this.offT + r * this.region + 2 * tunedEntry, padded).fill(0, count);
       this.padding += padded - count;
     }
-    this.prof(this.offBase + 2 * baseEntry, this.offT + 2 * tunedEntry, groups, this.offW + tunedEntry / 8, this.offH);
+    this.prof(this.offBase + 2 * baseEntry, this.offT + 2 * tunedEntry, groups, this.offMask + baseEntry / 8, this.offH);
     const s = this.scratch16;
     for (let l = 0; l < 8; l++) {
       if (s[l]! > this.kmax) this.kmax = s[l]!;
@@ -292,9 +316,9 @@ export class Bf16ProfileKernel {
     }
   }
 
-  /** Mask words of run r for the chunk's first n entries (valid until the next chunk). */
-  words(r: number, n: number): Uint32Array {
-    return new Uint32Array(this.memory.buffer, this.offW + r * this.stride, Math.ceil(n / 32));
+  /** Mask words of run r for the current tensor's n entries, written in place by `run` (a view: invalid after the next `baseWhole`). */
+  maskWords(r: number, n: number): Uint32Array {
+    return new Uint32Array(this.memory.buffer, this.offMask + r * this.stride, Math.ceil(n / 32));
   }
 
   /** Did the last `run` see an all-ones exponent on either side? A superset test: it may also be set by |w| ≥ 2 (the caller then recounts). */
