@@ -15,7 +15,8 @@ import { openCheckpoint } from '../src/io/checkpoint.js';
 import { writeSafetensors, type TensorToWrite } from '../src/io/writer.js';
 import { localityDocument, runLocality, runLocalityPass } from '../src/probes/locality.js';
 import { Bf16ProfileKernel, profileKernelAvailable, forEachPatternPosition } from '../src/probes/profile-kernel.js';
-import { profileSnapshotMisses } from '../src/probes/locality-engine.js';
+import { profileChunkElems, profileSnapshotMisses, straddlerSpans } from '../src/probes/locality-engine.js';
+import { binLayout } from '../src/probes/locality.js';
 import { updateSparsity } from '../src/probes/sparsity.js';
 import { toJson } from '../src/report/output.js';
 import { Rng } from '../src/util/random.js';
@@ -203,4 +204,39 @@ test('analyze with two or more tuned runs reads once for sparsity, locality and 
   for (const [f, d] of [['sparsity.json', 'a'], ['maps.json', 'a'], ['locality.json', 'b']] as const) {
     assert.equal(fs.readFileSync(path.join(dir, 'one', f), 'utf8'), fs.readFileSync(path.join(dir, d, f), 'utf8'), f);
   }
+});
+
+test('straddlerSpans: sorted disjoint spans; with the whole tensor as the sample they hold every true straddler; a good sample usually does too', () => {
+  const rng = new Rng(21);
+  for (let trial = 0; trial < 40; trial++) {
+    const n = 20_000 + rng.int(200_000);
+    const numBins = 2 + rng.int(40);
+    // a concentrated pattern histogram (like bf16 weights) or a few heavy patterns (ties)
+    const total = new Uint32Array(32768);
+    const values = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      const p = trial % 2 === 0 ? bf16(Math.abs(rng.normal()) * 0.02) & 0x7fff : 0x3c00 + rng.int(5) * 7;
+      values[i] = p;
+      total[p]!++;
+    }
+    const truth = binLayout(total, n, numBins).strad.map((x) => x.m);
+    const holds = (spans: [number, number][]): boolean => truth.every((m) => spans.some(([lo, hi]) => m >= lo && m <= hi));
+    const exact = straddlerSpans(total, n, n, numBins);
+    for (let i = 0; i < exact.length; i++) {
+      assert.ok(exact[i]![0] <= exact[i]![1], 'lo ≤ hi');
+      if (i > 0) assert.ok(exact[i]![0] > exact[i - 1]![1] + 1, 'sorted, disjoint, merged');
+    }
+    assert.ok(holds(exact), `trial ${trial}: exact sample holds the straddlers`);
+    // a 1/8 sample of blocks of 512 entries, as the engine takes
+    const smp = new Uint32Array(32768);
+    let count = 0;
+    for (let s = 0; s + 512 <= n; s += 4096) { for (let i = s; i < s + 512; i++) smp[values[i]!]!++; count += 512; }
+    if (count >= 4096) assert.ok(holds(straddlerSpans(smp, count, n, numBins)), `trial ${trial}: sampled spans hold the straddlers`);
+  }
+  assert.deepEqual(straddlerSpans(new Uint32Array(32768), 0, 10, 4), [[0, 32767]], 'no sample: every pattern');
+  // the chunk of the fused kernel: R regions within ~768 KB, a power of two, never above the pass's chunk
+  assert.equal(profileChunkElems(1 << 17, 5), 1 << 16);
+  assert.equal(profileChunkElems(1 << 17, 1), 1 << 17);
+  assert.equal(profileChunkElems(1 << 17, 8), 1 << 15);
+  assert.equal(profileChunkElems(1000, 5), 1000);
 });

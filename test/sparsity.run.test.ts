@@ -250,7 +250,7 @@ test('bf16 reading of the fixture: decoded base values are finite except the pla
   } finally { b.close(); }
 });
 
-test('worker pool: results arrive in task order with the main thread working too; a worker error is the same RlvrError', async () => {
+test('worker pool: results arrive in task order with the main thread working too, at any queue depth; a worker error is the same RlvrError', async () => {
   const { runOrdered, workerUrl } = await import('../src/run/pool.js');
   const { compareRange, createScratch } = await import('../src/probes/sparsity-engine.js');
   const { RlvrError } = await import('../src/errors.js');
@@ -271,6 +271,14 @@ test('worker pool: results arrive in task order with the main thread working too
     assert.deepEqual(seen, tasks.map((_, i) => i));
     const doc = await updateSparsity(C('base'), [C('tuned-a')], { threads: 1 });
     assert.equal(changed, doc.summary[0]!.overall.n - doc.summary[0]!.overall.unchanged);
+    // deeper per-worker queues (as the locality pass uses) change nothing but the schedule
+    for (const depth of [1, 8]) {
+      const seenD: number[] = [];
+      let changedD = 0;
+      await runOrdered(tasks, { worker, workerData: data, threads: 2, window: 64, depth, local: (t) => compareRange(ctx, t), onResult: (i, r: { tuned: { changed: number }[] }) => { seenD.push(i); changedD += r.tuned[0]!.changed; } });
+      assert.deepEqual(seenD, tasks.map((_, i) => i), `depth ${depth}: in task order`);
+      assert.equal(changedD, changed, `depth ${depth}`);
+    }
     const bad = [...tasks.slice(0, 3), { name: 'no.such.tensor', start: 0, end: 1, tuned: [0], wantMask: false }];
     await assert.rejects(runOrdered(bad, { worker, workerData: data, threads: 2, onResult: () => {} }), (e: unknown) => e instanceof RlvrError && e.code === 'E_MISSING_TENSOR');
   } finally { base.close(); tuned.close(); }
