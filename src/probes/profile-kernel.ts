@@ -239,13 +239,15 @@ export class Bf16ProfileKernel {
 
   /**
    * The region for a whole base tensor of n entries (room for padding to 32 entries); also
-   * makes room for its R masks after it (mask strides are powers of two, so a few module
-   * variants serve all tensor sizes). Views from earlier calls are invalid afterwards.
+   * makes room for its R masks after it (the mask stride is baked into the module: one
+   * variant per distinct tensor size class). Views from earlier calls are invalid afterwards.
    */
   baseWhole(n: number): Uint8Array {
     const baseBytes = Math.ceil(n / 32) * 64 + 64;
-    let stride = 64;
-    while (stride < Math.ceil(n / 32) * 4) stride *= 2;
+    // run-to-run stride: the words rounded up to 64 KiB (a module variant per distinct size;
+    // a model has a handful), not to a power of two, which could waste up to R×n/8 bytes of
+    // the 4 GiB a WebAssembly memory can hold
+    const stride = Math.ceil((Math.ceil(n / 32) * 4) / 65536) * 65536;
     this.useStride(stride);
     this.offMask = this.offBase + baseBytes;
     const need = this.offMask + this.runs * stride;
