@@ -48,8 +48,14 @@ function fusedEligible(ctx: EngineContext, task: RangeTask): boolean {
   const bi = ctx.base.info(task.name);
   if (bi.dtype !== 'BF16' || ctx.cfg.compareProbes) return false;
   if (!task.tuned.every((t) => ctx.tuned[t]!.info(task.name).dtype === 'BF16')) return false;
+  // the base and the R masks must fit the kernel's WebAssembly memory (4 GiB at most, with
+  // room for its fixed regions): beyond that the generic path holds them in JS memory
+  if (bi.numel * (2 + task.tuned.length / 8) > FUSED_MAX_BYTES) return false;
   return isBitwiseFastPath('BF16', 'BF16', ctx.cfg.probe) && profileKernelAvailable(task.tuned.length);
 }
+
+/** Largest base + masks (bytes) a fused-kernel task takes; ~1.6 G entries with 8 runs. */
+const FUSED_MAX_BYTES = 3.5 * 2 ** 30;
 
 function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
   const req = task.profile!;
