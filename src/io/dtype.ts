@@ -13,6 +13,12 @@ export const ITEMSIZE: Readonly<Record<DType, number>> = {
   F16: 2, BF16: 2, F32: 4, F64: 8, F8_E4M3: 1, F8_E5M2: 1,
 };
 
+/** The bytes of a 16-bit tensor as u16 codes (a view; a copy only when the bytes are not 2-aligned). */
+export function u16View(bytes: Uint8Array): Uint16Array {
+  const src = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+  return new Uint16Array(src.buffer, src.byteOffset, src.byteLength >>> 1);
+}
+
 export function isDType(s: unknown): s is DType {
   return typeof s === 'string' && (DTYPES as readonly string[]).includes(s);
 }

@@ -7,7 +7,7 @@
  * Zeros (binade −∞) form their own row; entries whose base value is NaN/Inf are counted
  * apart (`nonFinite`), never in a binade.
  */
-import { type DType, decodeToFloat32 } from '../io/dtype.js';
+import { type DType, decodeToFloat32, u16View } from '../io/dtype.js';
 import type { ModuleKind } from '../model/names.js';
 import { binade } from './magnitude.js';
 import type { BitMask } from './mask.js';
@@ -46,8 +46,7 @@ function slotOf(w: number): number {
 export function binadeSlots(bytes: Uint8Array, dtype: DType): Int16Array {
   if (dtype === 'BF16' || dtype === 'F16') {
     const t = magnitudeTable(dtype);
-    const src = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
-    const h = new Uint16Array(src.buffer, src.byteOffset, src.byteLength >>> 1);
+    const h = u16View(bytes);
     const out = new Int16Array(h.length);
     for (let i = 0; i < h.length; i++) out[i] = t[h[i]! & 0x7fff]!;
     return out;

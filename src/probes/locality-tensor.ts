@@ -4,7 +4,7 @@
  * baselines, consensus histogram), its per-binade change counts and, when asked, its pooled
  * consensus image. The masks and base bytes themselves never leave the thread that read them.
  */
-import type { DType } from '../io/dtype.js';
+import { type DType, u16View } from '../io/dtype.js';
 import { type ChangeRateSlots, changeRateSlotsFromMasks, changeRateSlotsFromPatterns } from './changerate.js';
 import {
   type Grid, type MagnitudeBinCounts, type PooledMask, type TensorLocality, MAX_IMAGE_SIDE, bf16PatternCounts, consensusCounts, magnitudeProfileFromPatterns, matrixShape, poolGrid,
@@ -46,8 +46,7 @@ export function summarizeTensor(
   let tensor: TensorLocality;
   let changeRate: ChangeRateSlots;
   if (dtype === 'BF16' && numel > 0) {
-    const src = baseBytes.byteOffset % 2 === 0 ? baseBytes : baseBytes.slice();
-    const h = new Uint16Array(src.buffer, src.byteOffset, numel);
+    const h = u16View(baseBytes);
     const pc = counts ?? bf16PatternCounts(h, masks);
     const prof = bins ?? magnitudeProfileFromPatterns(h, masks, pc.total, pc.changed, req.numBins);
     const given = 'consensus' in pc ? pc.consensus : undefined;

@@ -25,7 +25,7 @@ import { FormatError, UsageError } from '../errors.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { type Cell, type Table, envelope } from '../report/output.js';
 import type { TensorSource } from '../io/checkpoint.js';
-import type { DType } from '../io/dtype.js';
+import { type DType, u16View } from '../io/dtype.js';
 import { type ModuleKind, isLinearWeight, parseTensorName } from '../model/names.js';
 import { BitMask, popcount32 } from './mask.js';
 import { magnitudeBins } from './magnitude.js';
@@ -214,11 +214,6 @@ export function bf16MagnitudeProfile(bytes: Uint8Array, masks: readonly BitMask[
   const h = u16View(bytes);
   const pc = bf16PatternCounts(h, masks);
   return { ...magnitudeProfileFromPatterns(h, masks, pc.total, pc.changed, numBins), consensusHistogram: pc.consensus };
-}
-
-function u16View(bytes: Uint8Array): Uint16Array {
-  const src = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
-  return new Uint16Array(src.buffer, src.byteOffset, src.byteLength >>> 1);
 }
 
 /**

@@ -3,7 +3,7 @@
  * SPEC §4): equal-count bins of |W0| with ties broken by flat index, and binades
  * floor(log2|w0|).
  */
-import { type DType, decodeToFloat32 } from '../io/dtype.js';
+import { type DType, decodeToFloat32, u16View } from '../io/dtype.js';
 
 /**
  * Bin index (0 = smallest |w0|) of every entry, `numBins` equal-count bins: entries are
@@ -17,8 +17,7 @@ export function magnitudeBins(bytes: Uint8Array, dtype: DType, numBins = 20): Ui
   const bins = new Uint8Array(n);
   if (n === 0) return bins;
   if (dtype === 'BF16') {
-    const src = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
-    const h = new Uint16Array(src.buffer, src.byteOffset, n);
+    const h = u16View(bytes);
     const count = new Float64Array(32769);
     for (let i = 0; i < n; i++) count[keyBf16(h[i]!) + 1]!++;
     for (let k = 1; k < count.length; k++) count[k]! += count[k - 1]!; // count[k] = #entries with key < k

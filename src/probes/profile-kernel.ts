@@ -32,6 +32,9 @@ const I32X4_EXTEND_LOW_I16X8_U = simd(0xa9), I32X4_EXTEND_HIGH_I16X8_U = simd(0x
 const I16X8_EXTEND_LOW_I8X16_U = simd(0x89), I16X8_EXTEND_HIGH_I8X16_U = simd(0x8a);
 const V128_CONST_I8 = (v: number): number[] => [...simd(0x0c), ...Array.from({ length: 16 }, () => v & 0xff)];
 
+/** Mask strides (bytes between two runs' whole-tensor masks) are multiples of this: a module variant per size class. */
+const MASK_STRIDE_UNIT = 65536;
+
 /** Largest run count the fused kernel takes (the run mask is one byte; the histogram 2^R cells per pattern). */
 export const PROFILE_MAX_RUNS = 8;
 const PATTERNS = 1 << 15;
@@ -208,7 +211,7 @@ export class Bf16ProfileKernel {
     this.runs = R;
     this.maxElems = Math.ceil(Math.max(32, maxElems) / 32) * 32;
     this.region = Math.ceil((this.maxElems * 2) / 64) * 64;
-    if (process.env.RLVR_NO_WASM === '1' || !moduleFor(R, this.region, 64)) throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
+    if (process.env.RLVR_NO_WASM === '1') throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
     let top = KERNEL_SCRATCH;
     const alloc = (bytes: number): number => { const off = top; top += Math.ceil(bytes / 64) * 64; return off; };
     this.offT = alloc(this.region * R); // run r's region at offT + r·region
@@ -217,7 +220,7 @@ export class Bf16ProfileKernel {
     this.offBase = top; // base, then masks: grows with the largest tensor seen
     this.memory = new Wasm.Memory({ initial: Math.ceil((top + this.region) / 65536) });
     this.out = { total: new Uint32Array(PATTERNS), changed: Array.from({ length: R }, () => new Uint32Array(PATTERNS)), perRunMask: new Float64Array(1 << R) };
-    this.useStride(64);
+    this.useStride(MASK_STRIDE_UNIT); // throws when WebAssembly SIMD is not available
     this.refreshViews();
   }
 
@@ -244,10 +247,10 @@ export class Bf16ProfileKernel {
    */
   baseWhole(n: number): Uint8Array {
     const baseBytes = Math.ceil(n / 32) * 64 + 64;
-    // run-to-run stride: the words rounded up to 64 KiB (a module variant per distinct size;
-    // a model has a handful), not to a power of two, which could waste up to R×n/8 bytes of
-    // the 4 GiB a WebAssembly memory can hold
-    const stride = Math.ceil((Math.ceil(n / 32) * 4) / 65536) * 65536;
+    // run-to-run stride: the words rounded up to MASK_STRIDE_UNIT (a module variant per
+    // distinct size; a model has a handful), not to a power of two, which could waste up to
+    // R×n/8 bytes of the 4 GiB a WebAssembly memory can hold
+    const stride = Math.max(1, Math.ceil((Math.ceil(n / 32) * 4) / MASK_STRIDE_UNIT)) * MASK_STRIDE_UNIT;
     this.useStride(stride);
     this.offMask = this.offBase + baseBytes;
     const need = this.offMask + this.runs * stride;
@@ -262,13 +265,19 @@ export class Bf16ProfileKernel {
   /** The base tensor's entries (after `baseWhole(n)` was filled). */
   baseEntries(n: number): Uint16Array { return new Uint16Array(this.memory.buffer, this.offBase, n); }
 
-  /** Entries per 15-bit pattern of the base tensor in `baseWhole(n)` (a new array). */
-  baseHistogram(n: number): Uint32Array {
+  /** Clears the two base-histogram tables, lets `fill` run `hist` on them, and returns their sum (a new array). */
+  private histogram(fill: () => void): Uint32Array {
     const h2 = new Uint32Array(this.memory.buffer, this.offBH, PATTERNS * 2);
     h2.fill(0);
-    this.hist(this.offBase, n >>> 1, this.offBH);
+    fill();
     const out = new Uint32Array(PATTERNS);
     for (let k = 0; k < PATTERNS; k++) out[k] = h2[k]! + h2[PATTERNS + k]!;
+    return out;
+  }
+
+  /** Entries per 15-bit pattern of the base tensor in `baseWhole(n)` (a new array). */
+  baseHistogram(n: number): Uint32Array {
+    const out = this.histogram(() => this.hist(this.offBase, n >>> 1, this.offBH));
     if (n & 1) out[this.baseEntries(n)[n - 1]! & 0x7fff]!++;
     return out;
   }
@@ -278,15 +287,13 @@ export class Bf16ProfileKernel {
    * `block` entries (even), one in every `every` (a new array, and the entries sampled).
    */
   baseHistogramSampled(n: number, block: number, every: number): { hist: Uint32Array; sampled: number } {
-    const h2 = new Uint32Array(this.memory.buffer, this.offBH, PATTERNS * 2);
-    h2.fill(0);
     let sampled = 0;
-    for (let s = 0; s + block <= n; s += block * every) {
-      this.hist(this.offBase + 2 * s, block >>> 1, this.offBH);
-      sampled += block;
-    }
-    const hist = new Uint32Array(PATTERNS);
-    for (let k = 0; k < PATTERNS; k++) hist[k] = h2[k]! + h2[PATTERNS + k]!;
+    const hist = this.histogram(() => {
+      for (let s = 0; s + block <= n; s += block * every) {
+        this.hist(this.offBase + 2 * s, block >>> 1, this.offBH);
+        sampled += block;
+      }
+    });
     return { hist, sampled };
   }
 
