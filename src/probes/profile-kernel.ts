@@ -20,7 +20,7 @@
  * max and min of the 15-bit patterns seen (so callers scan only that key range).
  */
 import {
-  BLOCK, BR, BR_IF, END, I16X8_EQ, I16X8_MAX_U, I16X8_NE, I32, I32X4_EXTRACT_LANE, I32_ADD, I32_CONST, I32_EQZ, I32_OR, I32_SHL,
+  BLOCK, BR, BR_IF, END, I16X8_EQ, I16X8_MAX_U, I16X8_NE, I32, I32X4_ADD, I32X4_EXTRACT_LANE, I32_ADD, I32_CONST, I32_EQZ, I32_OR, I32_SHL,
   I32_STORE, I32_SUB, I8X16_BITMASK, I8X16_NARROW_I16X8_S, KERNEL_SCRATCH, LOCAL_GET, LOCAL_SET, LOCAL_TEE, LOOP, V128, V128_AND,
   V128_ANY_TRUE, V128_CONST_I16, V128_LOAD, V128_OR, VOID, Wasm, type WasmMemory, section, simd, sleb, str, uleb, vec,
 } from './bf16-kernel.js';
@@ -99,15 +99,75 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
   emit(END);
   const body = [...vec([[1, I32], [11, V128]]), ...code];
   const hist = histFunctionBody();
+  const fns: number[][] = [body, hist];
+  const types = [uleb(0), uleb(1)];
+  const exports = [[...str('prof'), 0x00, ...uleb(0)], [...str('hist'), 0x00, ...uleb(1)]];
+  if (R >= 2) {
+    fns.push(takeFunctionBody(R));
+    types.push(uleb(2));
+    exports.push([...str('take'), 0x00, ...uleb(2)]);
+  }
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([])], [0x60, ...vec([[I32], [I32], [I32]]), ...vec([])]])),
+    ...section(1, vec([
+      [0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([])],
+      [0x60, ...vec([[I32], [I32], [I32]]), ...vec([])],
+      [0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([])],
+    ])),
     ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)]])),
-    ...section(3, vec([uleb(0), uleb(1)])),
-    ...section(7, vec([[...str('prof'), 0x00, ...uleb(0)], [...str('hist'), 0x00, ...uleb(1)]])),
-    ...section(10, vec([[...uleb(body.length), ...body], [...uleb(hist.length), ...hist]])),
+    ...section(3, vec(types)),
+    ...section(7, vec(exports)),
+    ...section(10, vec(fns.map((f) => [...uleb(f.length), ...f]))),
   ]);
 }
+
+/**
+ * `take(row, key, keys, out)` (R ≥ 2): reads and clears the 2^R run-mask cells of `keys`
+ * consecutive patterns from `key` on (row = the address of key's first cell) and writes, per
+ * pattern, its total to out + 4·key and its changed count for run r to out + (r+1)·2^17 + 4·key;
+ * the cells summed over those patterns (entries per run mask) go to out + (R+1)·2^17 as u32.
+ * Four cells per vector: run masks 4j..4j+3 differ in bits 0 and 1 (lanes) and share bits
+ * 2.. (j's bits), so run r ≥ 2 sums whole vectors and runs 0, 1 take lanes of the total.
+ * What JS did per cell with branches and a bit loop is ~2^R/4 vector adds per pattern here.
+ */
+function takeFunctionBody(R: number): number[] {
+  const ROW = 0, KEY = 1, N = 2, OUT = 3;
+  const J = 2 ** R / 4;
+  const V = 4, S = 5, ACC = 6; // v128 locals: the cell vector, the pattern's sum, runs 2..R−1
+  const PR = ACC + (R - 2); // J accumulators of the cells per run mask
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const hsum = (v: number): number[] => [g(v), I32X4_EXTRACT_LANE(0), g(v), I32X4_EXTRACT_LANE(1), I32_ADD, g(v), I32X4_EXTRACT_LANE(2), I32_ADD, g(v), I32X4_EXTRACT_LANE(3), I32_ADD].flat();
+  const zero = V128_CONST_I16(0);
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(N), I32_EQZ, BR_IF, 1);
+  emit(zero, LOCAL_SET, S);
+  for (let r = 2; r < R; r++) emit(zero, LOCAL_SET, ACC + r - 2);
+  for (let j = 0; j < J; j++) {
+    emit(g(ROW), V128_LOAD(16 * j), LOCAL_SET, V);
+    emit(g(ROW), zero, V128_STORE(16 * j));
+    emit(g(S), g(V), I32X4_ADD, LOCAL_SET, S);
+    emit(g(PR + j), g(V), I32X4_ADD, LOCAL_SET, PR + j);
+    for (let r = 2; r < R; r++) if ((j >>> (r - 2)) & 1) emit(g(ACC + r - 2), g(V), I32X4_ADD, LOCAL_SET, ACC + r - 2);
+  }
+  // out address of this pattern: out + 4·key
+  emit(g(OUT), g(KEY), I32_CONST, 2, I32_SHL, I32_ADD, LOCAL_SET, OUT_ADDR(R));
+  emit(g(OUT_ADDR(R)), hsum(S), I32_STORE, 2, 0);
+  emit(g(OUT_ADDR(R)), g(S), I32X4_EXTRACT_LANE(1), g(S), I32X4_EXTRACT_LANE(3), I32_ADD, I32_STORE, 2, ...uleb(PATTERNS * 4));
+  emit(g(OUT_ADDR(R)), g(S), I32X4_EXTRACT_LANE(2), g(S), I32X4_EXTRACT_LANE(3), I32_ADD, I32_STORE, 2, ...uleb(2 * PATTERNS * 4));
+  for (let r = 2; r < R; r++) emit(g(OUT_ADDR(R)), hsum(ACC + r - 2), I32_STORE, 2, ...uleb((r + 1) * PATTERNS * 4));
+  emit(g(ROW), I32_CONST, ...sleb(16 * J), I32_ADD, LOCAL_SET, ROW);
+  emit(g(KEY), I32_CONST, 1, I32_ADD, LOCAL_SET, KEY);
+  emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
+  emit(BR, 0, END, END);
+  for (let j = 0; j < J; j++) emit(g(OUT), g(PR + j), V128_STORE((R + 1) * PATTERNS * 4 + 16 * j));
+  emit(END);
+  // locals after the 4 params: v128 × (2 + (R − 2) + J), then one i32 (the out address)
+  return [...vec([[2 + (R - 2) + J, V128], [1, I32]]), ...code];
+}
+/** Index of take's i32 address local (after its v128 locals). */
+function OUT_ADDR(R: number): number { return 4 + 2 + (R - 2) + 2 ** R / 4; }
 
 /**
  * `hist(src, pairs, out)`: the 15-bit pattern histogram of 2·pairs bf16 entries at `src`,
@@ -191,7 +251,11 @@ export class Bf16ProfileKernel {
   private stride = 0;
   /** Where run 0's mask words start (after the base region of the current tensor). */
   private offMask = 0;
-  private readonly instances = new Map<number, { prof: Bf16ProfileKernel['prof']; hist: Bf16ProfileKernel['hist'] }>();
+  private takeFn: ((row: number, key: number, keys: number, out: number) => void) | null = null;
+  private readonly offOut: number;
+  private readonly instances = new Map<number, { prof: Bf16ProfileKernel['prof']; hist: Bf16ProfileKernel['hist']; take: Bf16ProfileKernel['takeFn'] }>();
+  /** Patterns the last WebAssembly take() wrote (zeroed before the next one). */
+  private written: [number, number] = [0, -1];
   private kmin = PATTERNS;
   private kmax = -1;
   private padding = 0;
@@ -200,9 +264,16 @@ export class Bf16ProfileKernel {
   private hView!: Uint32Array;
   private scratch16!: Uint16Array;
   private scratch32!: Uint32Array;
+  private outPerRunMask: Uint32Array | null = null;
 
   private refreshViews(): void {
     this.hView = new Uint32Array(this.memory.buffer, this.offH, PATTERNS << this.runs);
+    if (this.runs >= 2) {
+      const b = this.memory.buffer;
+      this.out.total = new Uint32Array(b, this.offOut, PATTERNS);
+      this.out.changed = Array.from({ length: this.runs }, (_, r) => new Uint32Array(b, this.offOut + (r + 1) * PATTERNS * 4, PATTERNS));
+      this.outPerRunMask = new Uint32Array(b, this.offOut + (this.runs + 1) * PATTERNS * 4, 1 << this.runs);
+    }
     this.scratch16 = new Uint16Array(this.memory.buffer, 16, 16);
     this.scratch32 = new Uint32Array(this.memory.buffer, 0, 1);
   }
@@ -217,6 +288,7 @@ export class Bf16ProfileKernel {
     this.offT = alloc(this.region * R); // run r's region at offT + r·region
     this.offH = alloc(PATTERNS * (1 << R) * 4);
     this.offBH = alloc(PATTERNS * 4 * 2);
+    this.offOut = alloc(PATTERNS * 4 * (R + 1) + (4 << R)); // take()'s totals, changed per run, per run mask
     this.offBase = top; // base, then masks: grows with the largest tensor seen
     this.memory = new Wasm.Memory({ initial: Math.ceil((top + this.region) / 65536) });
     this.out = { total: new Uint32Array(PATTERNS), changed: Array.from({ length: R }, () => new Uint32Array(PATTERNS)), perRunMask: new Float64Array(1 << R) };
@@ -232,11 +304,12 @@ export class Bf16ProfileKernel {
       const m = moduleFor(this.runs, this.region, stride);
       if (!m) throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
       const ex = new Wasm.Instance(m, { e: { m: this.memory } }).exports;
-      inst = { prof: ex.prof as Bf16ProfileKernel['prof'], hist: ex.hist as Bf16ProfileKernel['hist'] };
+      inst = { prof: ex.prof as Bf16ProfileKernel['prof'], hist: ex.hist as Bf16ProfileKernel['hist'], take: (ex.take as Bf16ProfileKernel['takeFn']) ?? null };
       this.instances.set(stride, inst);
     }
     this.prof = inst.prof;
     this.hist = inst.hist;
+    this.takeFn = inst.take;
     this.stride = stride;
   }
 
@@ -345,6 +418,7 @@ export class Bf16ProfileKernel {
    * `present` (the base histogram of the same entries, if known) skips empty patterns.
    */
   take(present?: Uint32Array): PatternCounts {
+    if (this.takeFn && this.outPerRunMask) return this.takeWasm();
     const R = this.runs, M = 1 << R;
     const { total, changed, perRunMask } = this.out;
     total.fill(0);
@@ -366,6 +440,23 @@ export class Bf16ProfileKernel {
       }
       total[key] = t;
     }
+    this.kmin = PATTERNS;
+    this.kmax = -1;
+    return this.out;
+  }
+
+  /** take() in WebAssembly (R ≥ 2): the counts land in views on this kernel's memory. */
+  private takeWasm(): PatternCounts {
+    const M = 1 << this.runs;
+    const { total, changed, perRunMask } = this.out;
+    const [w0, w1] = this.written;
+    if (w1 >= w0) { total.fill(0, w0, w1 + 1); for (const c of changed) c.fill(0, w0, w1 + 1); }
+    if (this.padding > 0) { this.hView[0]! -= this.padding; this.padding = 0; }
+    const lo = this.kmin, keys = Math.max(0, this.kmax - this.kmin + 1);
+    this.takeFn!(this.offH + lo * M * 4, lo, keys, this.offOut);
+    this.written = [lo, lo + keys - 1];
+    const pr = this.outPerRunMask!;
+    for (let m = 0; m < M; m++) perRunMask[m] = pr[m]!;
     this.kmin = PATTERNS;
     this.kmax = -1;
     return this.out;
