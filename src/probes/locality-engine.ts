@@ -9,7 +9,7 @@
 import { BitMask } from './mask.js';
 import { type BinLayout, type MagnitudeBinCounts, binLayout, mergeNanPatterns } from './locality.js';
 import { summarizeTensor } from './locality-tensor.js';
-import { Bf16ProfileKernel, type PatternCounts, profileKernelAvailable } from './profile-kernel.js';
+import { Bf16ProfileKernel, type PatternCounts, SNAPSHOT_BYTES, profileKernelAvailable } from './profile-kernel.js';
 import { type EngineContext, type RangeResult, type RangeTask, compareRange } from './sparsity-engine.js';
 import { countNonFinite, countNonFinitePairsBf16, isBitwiseFastPath } from './update.js';
 
@@ -165,8 +165,6 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
 const EXACT_HISTOGRAM_MAX = 1 << 20;
 /** Larger ones: the histogram of blocks of SAMPLE_BLOCK entries, one in every SAMPLE_EVERY. */
 const SAMPLE_BLOCK = 512, SAMPLE_EVERY = 8;
-/** Snapshot memory cap per tensor (bytes); beyond it snapshots are taken less often. */
-const SNAPSHOT_BYTES = 32 << 20;
 
 /** Tensors whose bins fell back to the walk because a straddler had no snapshot (diagnostics, per thread). */
 let snapshotMisses = 0;
@@ -221,9 +219,10 @@ class Snapshots {
   /** Patterns snapshotted (keys, in span order). */
   readonly keys: number;
   private taken = 0;
-  /** The kernel's live rows of each span (views made once: copying one is one memcpy). */
-  private readonly rows: Uint32Array[];
+  /** The kernel's live rows of each span, when the kernel does not copy them itself. */
+  private readonly rows: Uint32Array[] | null;
   private readonly at: number[] = [];
+  private readonly kernel: Bf16ProfileKernel;
   constructor(private readonly spans: readonly [number, number][], readonly runs: number, n: number, k: Bf16ProfileKernel) {
     this.keys = spans.reduce((a, [lo, hi]) => a + hi - lo + 1, 0);
     const rowBytes = this.keys * (1 << runs) * 4;
@@ -231,10 +230,13 @@ class Snapshots {
     while (Math.ceil(n / sub) > 8192 || Math.ceil(n / sub) * rowBytes > SNAPSHOT_BYTES) sub *= 2;
     this.sub = sub;
     this.count = Math.ceil(n / sub);
-    this.cells = new Uint32Array(this.keys === 0 ? 0 : this.count * this.keys * (1 << runs));
     let at = 0;
     for (const [lo, hi] of spans) { this.at.push(at); at += hi - lo + 1; }
-    this.rows = spans.map(([lo, hi]) => k.rowsView(lo, hi));
+    // the kernel copies every span of a snapshot in one call, into its own memory
+    const cells = this.keys === 0 ? new Uint32Array(0) : k.snapshotSpans(spans, this.count);
+    this.cells = cells ?? new Uint32Array(this.count * this.keys * (1 << runs));
+    this.rows = cells ? null : spans.map(([lo, hi]) => k.rowsView(lo, hi));
+    this.kernel = k;
   }
   /** Key index of pattern m, or −1 when it was not snapshotted. */
   keyIndex(m: number): number {
@@ -245,8 +247,12 @@ class Snapshots {
     return -1;
   }
   take(): void {
-    const M = 1 << this.runs, base = this.taken * this.keys;
-    for (let i = 0; i < this.rows.length; i++) this.cells.set(this.rows[i]!, (base + this.at[i]!) * M);
+    if (this.keys > 0) {
+      if (this.rows) {
+        const M = 1 << this.runs, base = this.taken * this.keys;
+        for (let i = 0; i < this.rows.length; i++) this.cells.set(this.rows[i]!, (base + this.at[i]!) * M);
+      } else this.kernel.snapshot(this.taken, this.keys);
+    }
     this.taken++;
   }
   /** Entries of key j before the end of sub-chunk c. */

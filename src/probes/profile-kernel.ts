@@ -26,6 +26,7 @@ import {
 } from './bf16-kernel.js';
 
 const I32_LOAD = 0x28, I32_STORE16 = 0x3b, I32_AND = 0x71, I32_SHR_U = 0x76;
+const MEMORY_COPY = [0xfc, 10, 0x00, 0x00];
 const V128_STORE = (offset: number): number[] => [...simd(0x0b), 4, ...uleb(offset)];
 const I16X8_MIN_U = simd(0x97);
 const I32X4_EXTEND_LOW_I16X8_U = simd(0xa9), I32X4_EXTEND_HIGH_I16X8_U = simd(0xaa), I32X4_SHL = simd(0xab);
@@ -38,6 +39,11 @@ const MASK_STRIDE_UNIT = 65536;
 /** Largest run count the fused kernel takes (the run mask is one byte; the histogram 2^R cells per pattern). */
 export const PROFILE_MAX_RUNS = 8;
 const PATTERNS = 1 << 15;
+
+/** Bytes of straddler snapshots one tensor may take (reserved after its masks; untouched pages cost nothing). */
+export const SNAPSHOT_BYTES = 32 << 20;
+/** Spans whose snapshot copies run in WebAssembly (more, e.g. from a library caller's 1000 bins, copy in JS). */
+const MAX_SNAPSHOT_SPANS = 1024;
 
 /** Module bytes of the fused kernel for R runs (export `prof`, memory imported as `e.m`). */
 export function profileModuleBytes(R: number, region: number, stride: number): Uint8Array {
@@ -99,13 +105,13 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
   emit(END);
   const body = [...vec([[1, I32], [11, V128]]), ...code];
   const hist = histFunctionBody();
-  const fns: number[][] = [body, hist];
-  const types = [uleb(0), uleb(1)];
-  const exports = [[...str('prof'), 0x00, ...uleb(0)], [...str('hist'), 0x00, ...uleb(1)]];
+  const fns: number[][] = [body, hist, snapFunctionBody()];
+  const types = [uleb(0), uleb(1), uleb(1)];
+  const exports = [[...str('prof'), 0x00, ...uleb(0)], [...str('hist'), 0x00, ...uleb(1)], [...str('snap'), 0x00, ...uleb(2)]];
   if (R >= 2) {
     fns.push(takeFunctionBody(R));
     types.push(uleb(2));
-    exports.push([...str('take'), 0x00, ...uleb(2)]);
+    exports.push([...str('take'), 0x00, ...uleb(3)]);
   }
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
@@ -119,6 +125,26 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
     ...section(7, vec(exports)),
     ...section(10, vec(fns.map((f) => [...uleb(f.length), ...f]))),
   ]);
+}
+
+/**
+ * `snap(desc, spans, dst)`: for each of `spans` descriptors (u32 src, len, off at desc + 12i),
+ * copies len bytes from src to dst + off (memory.copy): one snapshot of the straddlers'
+ * histogram rows per call, where a JS typed-array copy per span cost ~0.3 µs of call overhead each.
+ */
+function snapFunctionBody(): number[] {
+  const DESC = 0, N = 1, DST = 2;
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(N), I32_EQZ, BR_IF, 1);
+  emit(g(DST), g(DESC), I32_LOAD, 2, 8, I32_ADD, g(DESC), I32_LOAD, 2, 0, g(DESC), I32_LOAD, 2, 4, MEMORY_COPY);
+  emit(g(DESC), I32_CONST, 12, I32_ADD, LOCAL_SET, DESC);
+  emit(g(N), I32_CONST, 1, I32_SUB, LOCAL_SET, N);
+  emit(BR, 0, END, END);
+  emit(END);
+  return [...vec([]), ...code];
 }
 
 /**
@@ -253,7 +279,12 @@ export class Bf16ProfileKernel {
   private offMask = 0;
   private takeFn: ((row: number, key: number, keys: number, out: number) => void) | null = null;
   private readonly offOut: number;
-  private readonly instances = new Map<number, { prof: Bf16ProfileKernel['prof']; hist: Bf16ProfileKernel['hist']; take: Bf16ProfileKernel['takeFn'] }>();
+  private readonly offDesc: number;
+  /** Where the current tensor's snapshots go (after its masks). */
+  private offSnap = 0;
+  private snapSpans = 0;
+  private snapFn!: (desc: number, spans: number, dst: number) => void;
+  private readonly instances = new Map<number, { prof: Bf16ProfileKernel['prof']; hist: Bf16ProfileKernel['hist']; take: Bf16ProfileKernel['takeFn']; snap: Bf16ProfileKernel['snapFn'] }>();
   /** Patterns the last WebAssembly take() wrote (zeroed before the next one). */
   private written: [number, number] = [0, -1];
   private kmin = PATTERNS;
@@ -289,6 +320,7 @@ export class Bf16ProfileKernel {
     this.offH = alloc(PATTERNS * (1 << R) * 4);
     this.offBH = alloc(PATTERNS * 4 * 2);
     this.offOut = alloc(PATTERNS * 4 * (R + 1) + (4 << R)); // take()'s totals, changed per run, per run mask
+    this.offDesc = alloc(MAX_SNAPSHOT_SPANS * 12);
     this.offBase = top; // base, then masks: grows with the largest tensor seen
     this.memory = new Wasm.Memory({ initial: Math.ceil((top + this.region) / 65536) });
     this.out = { total: new Uint32Array(PATTERNS), changed: Array.from({ length: R }, () => new Uint32Array(PATTERNS)), perRunMask: new Float64Array(1 << R) };
@@ -304,12 +336,13 @@ export class Bf16ProfileKernel {
       const m = moduleFor(this.runs, this.region, stride);
       if (!m) throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
       const ex = new Wasm.Instance(m, { e: { m: this.memory } }).exports;
-      inst = { prof: ex.prof as Bf16ProfileKernel['prof'], hist: ex.hist as Bf16ProfileKernel['hist'], take: (ex.take as Bf16ProfileKernel['takeFn']) ?? null };
+      inst = { prof: ex.prof as Bf16ProfileKernel['prof'], hist: ex.hist as Bf16ProfileKernel['hist'], take: (ex.take as Bf16ProfileKernel['takeFn']) ?? null, snap: ex.snap as Bf16ProfileKernel['snapFn'] };
       this.instances.set(stride, inst);
     }
     this.prof = inst.prof;
     this.hist = inst.hist;
     this.takeFn = inst.take;
+    this.snapFn = inst.snap;
     this.stride = stride;
   }
 
@@ -326,7 +359,8 @@ export class Bf16ProfileKernel {
     const stride = Math.max(1, Math.ceil((Math.ceil(n / 32) * 4) / MASK_STRIDE_UNIT)) * MASK_STRIDE_UNIT;
     this.useStride(stride);
     this.offMask = this.offBase + baseBytes;
-    const need = this.offMask + this.runs * stride;
+    this.offSnap = this.offMask + this.runs * stride;
+    const need = this.offSnap + SNAPSHOT_BYTES;
     const have = this.memory.buffer.byteLength;
     if (need > have) {
       (this.memory as unknown as { grow(pages: number): number }).grow(Math.ceil((need - have) / 65536));
@@ -405,6 +439,33 @@ export class Bf16ProfileKernel {
 
   /** Did the last `run` see an all-ones exponent on either side? A superset test: it may also be set by |w| ≥ 2 (the caller then recounts). */
   nonFiniteSeen(): boolean { return this.scratch32[0] !== 0; }
+
+  /**
+   * Sets the straddler spans (inclusive pattern ranges, in key order) whose histogram rows
+   * `snapshot` copies, and returns the u32 cells of `count` snapshots (a view on this memory,
+   * valid until the next `baseWhole`), or null when there are too many spans for the kernel's
+   * copy (the caller copies `rowsView`s itself).
+   */
+  snapshotSpans(spans: readonly [number, number][], count: number): Uint32Array | null {
+    const M = 1 << this.runs;
+    const keys = spans.reduce((a, [lo, hi]) => a + hi - lo + 1, 0);
+    if (spans.length > MAX_SNAPSHOT_SPANS || count * keys * M * 4 > SNAPSHOT_BYTES) return null;
+    const d = new Uint32Array(this.memory.buffer, this.offDesc, 3 * spans.length);
+    let at = 0;
+    spans.forEach(([lo, hi], i) => {
+      d[3 * i] = this.offH + lo * M * 4;
+      d[3 * i + 1] = (hi - lo + 1) * M * 4;
+      d[3 * i + 2] = at * M * 4;
+      at += hi - lo + 1;
+    });
+    this.snapSpans = spans.length;
+    return new Uint32Array(this.memory.buffer, this.offSnap, count * keys * M);
+  }
+
+  /** Copies the spans' current rows to snapshot `index` (each snapshot is keys·2^R cells). */
+  snapshot(index: number, keys: number): void {
+    this.snapFn(this.offDesc, this.snapSpans, this.offSnap + index * keys * (4 << this.runs));
+  }
 
   /** A live view of the 2^R cumulative run-mask cells of patterns lo..hi, row after row (padding not taken back; invalid after the memory grows). */
   rowsView(lo: number, hi: number): Uint32Array {
