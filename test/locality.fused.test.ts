@@ -152,6 +152,19 @@ test('Bf16ProfileKernel: masks and joint histogram equal a per-entry reference',
     assert.deepEqual([...baseHist], [...total], `R=${R} base histogram`);
     changed.forEach((c, r) => assert.deepEqual([...got.changed[r]!], [...c], `R=${R} run ${r}`));
     assert.deepEqual([...got.perRunMask], [...joint], `R=${R} joint`);
+    // walkPattern: the run masks of the first `need` occurrences of a pattern from entry
+    // `first` on, in index order (vector part and the < 8-entry tail), as a plain loop finds them
+    const runMask = (i: number): number => words.reduce((a, w, r) => a | (((w[i >>> 5]! >>> (i & 31)) & 1) << r), 0);
+    const tailPattern = base[n - 1]! & 0x7fff;
+    for (const [first, count, pattern, need] of [[0, n, base[3]! & 0x7fff, 1e9], [8, n - 8, tailPattern, 1e9], [n - 13, 13, tailPattern, 1e9], [40, 2000, 0, 3], [0, n, 0x7fc0, 1e9], [0, 24, 0x1234, 5]] as const) {
+      const want = new Float64Array(1 << R);
+      let wantFound = 0;
+      for (let i = first; i < first + count && wantFound < need; i++) if ((base[i]! & 0x7fff) === pattern) { want[runMask(i)]!++; wantFound++; }
+      const cum = new Float64Array(1 << R).fill(1);
+      const found = k.walkPattern(first, count, pattern, Math.min(need, 2 ** 31 - 1), cum);
+      assert.equal(found, wantFound, `R=${R} walk ${first}+${count} pattern ${pattern}`);
+      assert.deepEqual([...cum], [...want].map((x) => x + 1), `R=${R} walk ${first}+${count} pattern ${pattern}: masks (added to cum)`);
+    }
     assert.equal(k.take().total.reduce((a, b) => a + b, 0), 0, 'take() clears the histogram');
   }
   // the NaN/Inf flag: set by an all-ones exponent, clear for ordinary values, and (a superset

@@ -148,7 +148,7 @@ function profileTensorTask(ctx: EngineContext, task: RangeTask): RangeResult {
     mergeNanPatterns(counts.total, counts.changed);
     const lay = binLayout(counts.total, n, req.numBins);
     const keys = lay.strad.map((x) => snap.keyIndex(x.m));
-    if (!lay.nanStraddles && keys.every((j) => j >= 0)) bins = binsFromSnapshots(lay, keys, snap, counts, masks, k.baseEntries(n), req.numBins);
+    if (!lay.nanStraddles && keys.every((j) => j >= 0)) bins = binsFromSnapshots(lay, keys, snap, counts, k, n, req.numBins);
     else snapshotMisses++;
   } else {
     masks = task.tuned.map(() => new BitMask(bi.shape));
@@ -271,17 +271,16 @@ class Snapshots {
  * walk of that one sub-chunk, instead of a scan of the whole tensor.
  */
 function binsFromSnapshots(
-  lay: BinLayout, keys: readonly number[], snap: Snapshots, counts: PatternCounts, masks: readonly BitMask[], h: Uint16Array, numBins: number,
+  lay: BinLayout, keys: readonly number[], snap: Snapshots, counts: PatternCounts, k: Bf16ProfileKernel, n: number, numBins: number,
 ): MagnitudeBinCounts {
-  const R = masks.length, M = 1 << R, S = snap.keys;
+  const R = k.runs, M = 1 << R, S = snap.keys;
   const binSize = new Float64Array(numBins);
-  const perBin = masks.map(() => new Float64Array(numBins));
+  const perBin = Array.from({ length: R }, () => new Float64Array(numBins));
   for (let q = 0; q < lay.whole.length; q += 2) {
     const m = lay.whole[q]!, b = lay.whole[q + 1]!;
     binSize[b]! += counts.total[m]!;
     for (let r = 0; r < R; r++) perBin[r]![b]! += counts.changed[r]![m]!;
   }
-  const words = masks.map((x) => x.words);
   const cum = new Float64Array(M), prev = new Float64Array(M);
   for (let j = 0; j < lay.strad.length; j++) {
     const x = lay.strad[j]!, key = keys[j]!;
@@ -297,19 +296,12 @@ function binsFromSnapshots(
         const at = ((c - 1) * S + key) * M;
         for (let m = 0; m < M; m++) { cum[m] = snap.cells[at + m]!; seen += cum[m]!; }
       } else cum.fill(0);
-      // The cut lies in sub-chunk c: step through the pattern's occurrences there (+w and −w
-      // codes, each found by the native indexOf, merged in index order).
-      const from = c * snap.sub, sc = h.subarray(from, Math.min(h.length, from + snap.sub));
-      let ip = sc.indexOf(x.m), ineg = sc.indexOf(x.m | 0x8000);
-      while (seen < o) {
-        let i: number;
-        if (ip >= 0 && (ineg < 0 || ip < ineg)) { i = ip; ip = sc.indexOf(x.m, ip + 1); } else { i = ineg; ineg = sc.indexOf(x.m | 0x8000, ineg + 1); }
-        if (i < 0) throw new Error(`locality: snapshot walk ran out of occurrences of pattern ${x.m}`);
-        i += from;
-        let rm = 0;
-        for (let r = 0; r < R; r++) rm |= ((words[r]![i >>> 5]! >>> (i & 31)) & 1) << r;
-        cum[rm]!++;
-        seen++;
+      // The cut lies in sub-chunk c: the kernel steps through the pattern's occurrences there.
+      const from = c * snap.sub, count = Math.min(n, from + snap.sub) - from;
+      if (seen < o) {
+        const need = o - seen;
+        if (k.walkPattern(from, count, x.m, need, cum) < need) throw new Error(`locality: snapshot walk ran out of occurrences of pattern ${x.m}`);
+        seen = o;
       }
       binSize[bin]! += o - prevO;
       for (let m = 1; m < M; m++) {

@@ -27,6 +27,8 @@ import {
 
 const I32_LOAD = 0x28, I32_STORE16 = 0x3b, I32_AND = 0x71, I32_SHR_U = 0x76;
 const MEMORY_COPY = [0xfc, 10, 0x00, 0x00];
+const I32_EQ = 0x46, I32_GE_U = 0x4f, I32_CTZ = 0x68;
+const I16X8_SPLAT = simd(0x10), I16X8_BITMASK = simd(0x84);
 const V128_STORE = (offset: number): number[] => [...simd(0x0b), 4, ...uleb(offset)];
 const I16X8_MIN_U = simd(0x97);
 const I32X4_EXTEND_LOW_I16X8_U = simd(0xa9), I32X4_EXTEND_HIGH_I16X8_U = simd(0xaa), I32X4_SHL = simd(0xab);
@@ -105,13 +107,13 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
   emit(END);
   const body = [...vec([[1, I32], [11, V128]]), ...code];
   const hist = histFunctionBody();
-  const fns: number[][] = [body, hist, snapFunctionBody()];
-  const types = [uleb(0), uleb(1), uleb(1)];
-  const exports = [[...str('prof'), 0x00, ...uleb(0)], [...str('hist'), 0x00, ...uleb(1)], [...str('snap'), 0x00, ...uleb(2)]];
+  const fns: number[][] = [body, hist, snapFunctionBody(), walkFunctionBody(R, stride)];
+  const types = [uleb(0), uleb(1), uleb(1), uleb(3)];
+  const exports = [[...str('prof'), 0x00, ...uleb(0)], [...str('hist'), 0x00, ...uleb(1)], [...str('snap'), 0x00, ...uleb(2)], [...str('walk'), 0x00, ...uleb(3)]];
   if (R >= 2) {
     fns.push(takeFunctionBody(R));
     types.push(uleb(2));
-    exports.push([...str('take'), 0x00, ...uleb(3)]);
+    exports.push([...str('take'), 0x00, ...uleb(4)]);
   }
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
@@ -119,6 +121,7 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
       [0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([])],
       [0x60, ...vec([[I32], [I32], [I32]]), ...vec([])],
       [0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([])],
+      [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([[I32]])],
     ])),
     ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, ...uleb(1)]])),
     ...section(3, vec(types)),
@@ -145,6 +148,43 @@ function snapFunctionBody(): number[] {
   emit(BR, 0, END, END);
   emit(END);
   return [...vec([]), ...code];
+}
+
+/**
+ * `walk(src, n, first, pattern, need, masks, cum) → found`: steps through entries first,
+ * first + 1, … (n of them, a multiple of 8, at src) and, for each whose 15-bit pattern is
+ * `pattern`, adds one to u32 cell `cum + 4·runmask` (its run mask read from the R masks at
+ * `masks`, run r at masks + r·stride), until `need` were found; returns how many were. Eight
+ * entries per compare: the straddler walk after the pass, which V8's Uint16Array indexOf did
+ * one entry at a time (twice: +w and −w).
+ */
+function walkFunctionBody(R: number, stride: number): number[] {
+  const SRC = 0, N = 1, FIRST = 2, PAT = 3, NEED = 4, MASKS = 5, CUM = 6;
+  const I = 7, SEEN = 8, BITS = 9, E = 10, W = 11, A = 12, PV = 13;
+  const g = (i: number): number[] => [LOCAL_GET, i];
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  emit(g(PAT), I16X8_SPLAT, LOCAL_SET, PV);
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(I), g(N), I32_GE_U, BR_IF, 1);
+  emit(g(SRC), g(I), I32_CONST, 1, I32_SHL, I32_ADD, V128_LOAD(0), V128_CONST_I16(0x7fff), V128_AND, g(PV), I16X8_EQ, I16X8_BITMASK, LOCAL_SET, BITS);
+  emit(BLOCK, VOID, LOOP, VOID);
+  emit(g(BITS), I32_EQZ, BR_IF, 1);
+  emit(g(FIRST), g(I), I32_ADD, g(BITS), I32_CTZ, I32_ADD, LOCAL_SET, E);
+  emit(g(E), I32_CONST, 5, I32_SHR_U, I32_CONST, 2, I32_SHL, g(MASKS), I32_ADD, LOCAL_SET, W);
+  for (let r = 0; r < R; r++) {
+    // i32.shr_u takes its count mod 32: the bit of entry E in its word
+    emit(g(W), I32_LOAD, 2, ...uleb(r * stride), g(E), I32_SHR_U, I32_CONST, 1, I32_AND);
+    if (r > 0) emit(I32_CONST, r, I32_SHL, I32_OR);
+  }
+  emit(I32_CONST, 2, I32_SHL, g(CUM), I32_ADD, LOCAL_TEE, A, g(A), I32_LOAD, 2, 0, I32_CONST, 1, I32_ADD, I32_STORE, 2, 0);
+  emit(g(SEEN), I32_CONST, 1, I32_ADD, LOCAL_TEE, SEEN, g(NEED), I32_EQ, BR_IF, 3);
+  emit(g(BITS), g(BITS), I32_CONST, 1, I32_SUB, I32_AND, LOCAL_SET, BITS);
+  emit(BR, 0, END, END);
+  emit(g(I), I32_CONST, 8, I32_ADD, LOCAL_SET, I);
+  emit(BR, 0, END, END);
+  emit(g(SEEN), END);
+  return [...vec([[6, I32], [1, V128]]), ...code];
 }
 
 /**
@@ -284,7 +324,10 @@ export class Bf16ProfileKernel {
   private offSnap = 0;
   private snapSpans = 0;
   private snapFn!: (desc: number, spans: number, dst: number) => void;
-  private readonly instances = new Map<number, { prof: Bf16ProfileKernel['prof']; hist: Bf16ProfileKernel['hist']; take: Bf16ProfileKernel['takeFn']; snap: Bf16ProfileKernel['snapFn'] }>();
+  private walkFn!: (src: number, n: number, first: number, pattern: number, need: number, masks: number, cum: number) => number;
+  private readonly offCum: number;
+  private cumView!: Uint32Array;
+  private readonly instances = new Map<number, { prof: Bf16ProfileKernel['prof']; hist: Bf16ProfileKernel['hist']; take: Bf16ProfileKernel['takeFn']; snap: Bf16ProfileKernel['snapFn']; walk: Bf16ProfileKernel['walkFn'] }>();
   /** Patterns the last WebAssembly take() wrote (zeroed before the next one). */
   private written: [number, number] = [0, -1];
   private kmin = PATTERNS;
@@ -307,6 +350,7 @@ export class Bf16ProfileKernel {
     }
     this.scratch16 = new Uint16Array(this.memory.buffer, 16, 16);
     this.scratch32 = new Uint32Array(this.memory.buffer, 0, 1);
+    this.cumView = new Uint32Array(this.memory.buffer, this.offCum, 1 << this.runs);
   }
 
   constructor(R: number, maxElems: number) {
@@ -321,6 +365,7 @@ export class Bf16ProfileKernel {
     this.offBH = alloc(PATTERNS * 4 * 2);
     this.offOut = alloc(PATTERNS * 4 * (R + 1) + (4 << R)); // take()'s totals, changed per run, per run mask
     this.offDesc = alloc(MAX_SNAPSHOT_SPANS * 12);
+    this.offCum = alloc(4 << R);
     this.offBase = top; // base, then masks: grows with the largest tensor seen
     this.memory = new Wasm.Memory({ initial: Math.ceil((top + this.region) / 65536) });
     this.out = { total: new Uint32Array(PATTERNS), changed: Array.from({ length: R }, () => new Uint32Array(PATTERNS)), perRunMask: new Float64Array(1 << R) };
@@ -336,13 +381,14 @@ export class Bf16ProfileKernel {
       const m = moduleFor(this.runs, this.region, stride);
       if (!m) throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
       const ex = new Wasm.Instance(m, { e: { m: this.memory } }).exports;
-      inst = { prof: ex.prof as Bf16ProfileKernel['prof'], hist: ex.hist as Bf16ProfileKernel['hist'], take: (ex.take as Bf16ProfileKernel['takeFn']) ?? null, snap: ex.snap as Bf16ProfileKernel['snapFn'] };
+      inst = { prof: ex.prof as Bf16ProfileKernel['prof'], hist: ex.hist as Bf16ProfileKernel['hist'], take: (ex.take as Bf16ProfileKernel['takeFn']) ?? null, snap: ex.snap as Bf16ProfileKernel['snapFn'], walk: ex.walk as Bf16ProfileKernel['walkFn'] };
       this.instances.set(stride, inst);
     }
     this.prof = inst.prof;
     this.hist = inst.hist;
     this.takeFn = inst.take;
     this.snapFn = inst.snap;
+    this.walkFn = inst.walk;
     this.stride = stride;
   }
 
@@ -465,6 +511,33 @@ export class Bf16ProfileKernel {
   /** Copies the spans' current rows to snapshot `index` (each snapshot is keys·2^R cells). */
   snapshot(index: number, keys: number): void {
     this.snapFn(this.offDesc, this.snapSpans, this.offSnap + index * keys * (4 << this.runs));
+  }
+
+  /**
+   * Walks the base entries first.. of the current tensor (count of them) in order and adds,
+   * for each of 15-bit pattern `pattern` until `need` were seen, one to `cum[run mask]`
+   * (the masks written by `run`). Returns how many it found (less than `need` only if the
+   * entries ran out).
+   */
+  walkPattern(first: number, count: number, pattern: number, need: number, cum: Float64Array): number {
+    const w = this.cumView;
+    w.fill(0);
+    const vec8 = count & ~7;
+    let found = vec8 > 0 ? this.walkFn(this.offBase + 2 * first, vec8, first, pattern, need, this.offMask, this.offCum) : 0;
+    if (found < need) {
+      // the last < 8 entries, one by one (the padding after them must not count)
+      const h = new Uint16Array(this.memory.buffer, this.offBase + 2 * (first + vec8), count - vec8);
+      for (let j = 0; j < h.length && found < need; j++) {
+        if ((h[j]! & 0x7fff) !== pattern) continue;
+        const e = first + vec8 + j;
+        let rm = 0;
+        for (let r = 0; r < this.runs; r++) rm |= ((new Uint32Array(this.memory.buffer, this.offMask + r * this.stride + 4 * (e >>> 5), 1)[0]! >>> (e & 31)) & 1) << r;
+        w[rm]!++;
+        found++;
+      }
+    }
+    for (let m = 0; m < w.length; m++) cum[m]! += w[m]!;
+    return found;
   }
 
   /** A live view of the 2^R cumulative run-mask cells of patterns lo..hi, row after row (padding not taken back; invalid after the memory grows). */
