@@ -279,7 +279,25 @@ test('worker pool: results arrive in task order with the main thread working too
       assert.deepEqual(seenD, tasks.map((_, i) => i), `depth ${depth}: in task order`);
       assert.equal(changedD, changed, `depth ${depth}`);
     }
+    // handed out in another order (the last tasks largest first), still delivered in task order
+    const { largestLastFirst } = await import('../src/probes/sparsity.js');
+    const order = largestLastFirst(tasks, 16, (t) => t.end - t.start);
+    assert.deepEqual([...order].sort((a, b) => a - b), tasks.map((_, i) => i), 'a permutation');
+    const handed: number[] = [], seenO: number[] = [];
+    await runOrdered(tasks, { worker, workerData: data, threads: 2, window: 64, depth: 2, order, local: (t) => { handed.push(tasks.indexOf(t)); return compareRange(ctx, t); }, onResult: (i) => { seenO.push(i); } });
+    assert.deepEqual(seenO, tasks.map((_, i) => i), 'order: delivered in task order');
+    const localTail = handed.filter((i) => i >= tasks.length - 16);
+    assert.deepEqual(localTail, [...localTail].sort((a, b) => order.indexOf(a) - order.indexOf(b)), 'the calling thread took tail tasks in the given order');
+    await assert.rejects(runOrdered(tasks, { worker, workerData: data, threads: 2, order: [0, 0], onResult: () => {} }), RangeError);
     const bad = [...tasks.slice(0, 3), { name: 'no.such.tensor', start: 0, end: 1, tuned: [0], wantMask: false }];
     await assert.rejects(runOrdered(bad, { worker, workerData: data, threads: 2, onResult: () => {} }), (e: unknown) => e instanceof RlvrError && e.code === 'E_MISSING_TENSOR');
   } finally { base.close(); tuned.close(); }
+});
+
+test('largestLastFirst: task order, then the last `tail` tasks by size, largest first (ties in task order)', async () => {
+  const { largestLastFirst } = await import('../src/probes/sparsity.js');
+  const sizes = [5, 1, 9, 3, 7, 3, 8, 1];
+  assert.deepEqual(largestLastFirst(sizes, 5, (x) => x), [0, 1, 2, 6, 4, 3, 5, 7]);
+  assert.deepEqual(largestLastFirst(sizes, 0, (x) => x), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(largestLastFirst(sizes, 100, (x) => x), [2, 6, 4, 0, 3, 5, 1, 7]);
 });

@@ -440,18 +440,20 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
       tasks.forEach((t, i) => onResult(i, runTask(ctx, t)));
     } else {
       // the main thread works too: threads − 1 workers
+      const window = (o.onMask ? 4 : 32) * useThreads;
       await runOrdered<RangeTask, RangeResult>(tasks, {
         worker: workerUrl('../run/sparsity-worker', import.meta.url),
         workerData: { base: base.root, tuned: tuned.map((t) => t.root), cfg, profile: !!o.profile } satisfies SparsityWorkerData,
         threads: useThreads,
         // Results are small counts unless masks are wanted: then the window bounds the mask
         // words in flight (~rangeElems/8 bytes per tuned model and task).
-        window: (o.onMask ? 4 : 32) * useThreads,
+        window,
         // Whole-tensor locality tasks differ ~35× in size; with 2 per worker the worker sat
         // idle ~10% of the time while the main thread finished a large tensor (CPU profile,
         // full-size five-run locality, 2 threads); with up to 8 queued (fewer near the end,
         // see runOrdered) ~0%, and the main thread ~1.5%.
         depth: o.profile ? 8 : 2,
+        order: largestLastFirst(tasks, Math.min(window, 8 * useThreads), (t) => (t.end - t.start) * (1 + t.tuned.length)),
         local: (t) => runTask(ctx, t),
         onResult,
       });
@@ -461,6 +463,18 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
     base.close();
     for (const t of tuned) t.close();
   }
+}
+
+/**
+ * A dispatch order: task order, except that the last `tail` tasks go largest first (stable),
+ * so the pass does not end with one thread working off a large tensor while the others wait
+ * (full-size five-run locality, 2 threads: the main thread idled ~0.1 s at the end).
+ */
+export function largestLastFirst<T>(tasks: readonly T[], tail: number, size: (t: T) => number): number[] {
+  const order = tasks.map((_, i) => i);
+  const from = Math.max(0, tasks.length - tail);
+  const last = order.slice(from).sort((a, b) => size(tasks[b]!) - size(tasks[a]!) || a - b);
+  return [...order.slice(0, from), ...last];
 }
 
 // ---------------------------------------------------------------------------------------

@@ -51,6 +51,12 @@ export interface PoolOptions<T, R> {
    * fewer is started: with 2 cores, one worker + the main thread instead of two workers.
    */
   local?: (task: T) => R;
+  /**
+   * The order in which tasks are handed out (a permutation of their indices; default: task
+   * order). Results are still delivered in task order. Handing the largest of the last tasks
+   * out first keeps one thread from finishing a large task alone at the end.
+   */
+  order?: readonly number[];
   onResult(index: number, result: R): void;
 }
 
@@ -64,7 +70,13 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
   // for the main thread to hand it the next one (the main thread may be busy with a local task).
   const workers: (Worker & { inflight?: number })[] = [];
   const pending = new Map<number, R>();
+  const order = o.order ?? null;
+  if (order && (order.length !== tasks.length || new Set(order).size !== tasks.length || order.some((i) => !(i >= 0 && i < tasks.length)))) {
+    throw new RangeError('runOrdered: order must be a permutation of the task indices');
+  }
+  // `next` counts tasks handed out; the task handed out next is order[next]
   let next = 0, deliver = 0, failed: unknown = null;
+  const taskAt = (k: number): number => (order ? order[k]! : k);
   return new Promise<void>((resolve, reject) => {
     const finish = (err: unknown): void => {
       if (failed !== null) return;
@@ -72,11 +84,11 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
       for (const w of workers) void w.terminate();
       if (err) reject(err); else resolve();
     };
-    const canDispatch = (): boolean => failed === null && next < tasks.length && next < deliver + window;
+    const canDispatch = (): boolean => failed === null && next < tasks.length && taskAt(next) < deliver + window;
     const feed = (w: Worker & { inflight?: number }): void => {
       // near the end, queue less, so no thread is left idle while another works off its queue
       while ((w.inflight ?? 0) < Math.min(depth, Math.max(2, Math.ceil((tasks.length - next) / total))) && canDispatch()) {
-        const id = next++;
+        const id = taskAt(next++);
         w.inflight = (w.inflight ?? 0) + 1;
         w.postMessage({ id, task: tasks[id] } satisfies TaskMsg<T>);
       }
@@ -100,7 +112,7 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
     const localStep = (): void => {
       localIdle = false;
       if (!canDispatch()) { localIdle = true; return; }
-      const id = next++;
+      const id = taskAt(next++);
       let r: R;
       try { r = o.local!(tasks[id]!); } catch (err) { finish(err); return; }
       if (accept(id, r)) setImmediate(localStep);
