@@ -289,6 +289,12 @@ test('worker pool: results arrive in task order with the main thread working too
     const localTail = handed.filter((i) => i >= tasks.length - 16);
     assert.deepEqual(localTail, [...localTail].sort((a, b) => order.indexOf(a) - order.indexOf(b)), 'the calling thread took tail tasks in the given order');
     await assert.rejects(runOrdered(tasks, { worker, workerData: data, threads: 2, order: [0, 0], onResult: () => {} }), RangeError);
+    // queues capped by work (sizes) instead of task counts: same results, same order
+    const seenS: number[] = [];
+    let changedS = 0;
+    await runOrdered(tasks, { worker, workerData: data, threads: 2, window: 64, depth: 8, order, size: (t) => t.end - t.start, local: (t) => compareRange(ctx, t), onResult: (i, r: { tuned: { changed: number }[] }) => { seenS.push(i); changedS += r.tuned[0]!.changed; } });
+    assert.deepEqual(seenS, tasks.map((_, i) => i), 'size: delivered in task order');
+    assert.equal(changedS, changed, 'size: same counts');
     const bad = [...tasks.slice(0, 3), { name: 'no.such.tensor', start: 0, end: 1, tuned: [0], wantMask: false }];
     await assert.rejects(runOrdered(bad, { worker, workerData: data, threads: 2, onResult: () => {} }), (e: unknown) => e instanceof RlvrError && e.code === 'E_MISSING_TENSOR');
   } finally { base.close(); tuned.close(); }

@@ -441,6 +441,7 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
     } else {
       // the main thread works too: threads − 1 workers
       const window = (o.onMask ? 4 : 32) * useThreads;
+      const taskWork = (t: RangeTask): number => (t.end - t.start) * (1 + t.tuned.length);
       await runOrdered<RangeTask, RangeResult>(tasks, {
         worker: workerUrl('../run/sparsity-worker', import.meta.url),
         workerData: { base: base.root, tuned: tuned.map((t) => t.root), cfg, profile: !!o.profile } satisfies SparsityWorkerData,
@@ -453,7 +454,8 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
         // full-size five-run locality, 2 threads); with up to 8 queued (fewer near the end,
         // see runOrdered) ~0%, and the main thread ~1.5%.
         depth: o.profile ? 8 : 2,
-        order: largestLastFirst(tasks, Math.min(window, 8 * useThreads), (t) => (t.end - t.start) * (1 + t.tuned.length)),
+        order: largestLastFirst(tasks, Math.min(window, 8 * useThreads), taskWork),
+        size: o.profile ? taskWork : undefined,
         local: (t) => runTask(ctx, t),
         onResult,
       });

@@ -57,6 +57,13 @@ export interface PoolOptions<T, R> {
    * out first keeps one thread from finishing a large task alone at the end.
    */
   order?: readonly number[];
+  /**
+   * The work in each task (e.g. bytes). When given, a worker's queue beyond its first task is
+   * capped at its fair share of the work not yet done (what is queued anywhere plus what is
+   * not handed out, over `threads`) as well as at `depth` tasks: near the end no worker holds
+   * large tasks while the others run out of work.
+   */
+  size?: (task: T) => number;
   onResult(index: number, result: R): void;
 }
 
@@ -68,7 +75,9 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
   const depth = Math.max(1, Math.floor(o.depth ?? 2));
   // Each worker holds up to `depth` tasks (one running, the rest queued), so it does not wait
   // for the main thread to hand it the next one (the main thread may be busy with a local task).
-  const workers: (Worker & { inflight?: number })[] = [];
+  const workers: (Worker & { inflight?: number; queued?: number })[] = [];
+  const sizeOf = o.size ? tasks.map((t) => Math.max(0, o.size!(t))) : null;
+  let undispatched = sizeOf ? sizeOf.reduce((a, b) => a + b, 0) : 0;
   const pending = new Map<number, R>();
   const order = o.order ?? null;
   if (order && (order.length !== tasks.length || new Set(order).size !== tasks.length || order.some((i) => !(i >= 0 && i < tasks.length)))) {
@@ -85,11 +94,19 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
       if (err) reject(err); else resolve();
     };
     const canDispatch = (): boolean => failed === null && next < tasks.length && taskAt(next) < deliver + window;
-    const feed = (w: Worker & { inflight?: number }): void => {
-      // near the end, queue less, so no thread is left idle while another works off its queue
-      while ((w.inflight ?? 0) < Math.min(depth, Math.max(2, Math.ceil((tasks.length - next) / total))) && canDispatch()) {
+    const fits = (w: Worker & { inflight?: number; queued?: number }): boolean => {
+      const inflight = w.inflight ?? 0;
+      if (inflight === 0) return true;
+      if (inflight >= depth) return false;
+      if (!sizeOf) return inflight < Math.max(2, Math.ceil((tasks.length - next) / total)); // near the end, queue less
+      const share = (undispatched + workers.reduce((a, x) => a + (x.queued ?? 0), 0)) / total;
+      return (w.queued ?? 0) + sizeOf[taskAt(next)]! <= share;
+    };
+    const feed = (w: Worker & { inflight?: number; queued?: number }): void => {
+      while (canDispatch() && fits(w)) {
         const id = taskAt(next++);
         w.inflight = (w.inflight ?? 0) + 1;
+        if (sizeOf) { w.queued = (w.queued ?? 0) + sizeOf[id]!; undispatched -= sizeOf[id]!; }
         w.postMessage({ id, task: tasks[id] } satisfies TaskMsg<T>);
       }
     };
@@ -113,12 +130,13 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
       localIdle = false;
       if (!canDispatch()) { localIdle = true; return; }
       const id = taskAt(next++);
+      if (sizeOf) undispatched -= sizeOf[id]!;
       let r: R;
       try { r = o.local!(tasks[id]!); } catch (err) { finish(err); return; }
       if (accept(id, r)) setImmediate(localStep);
     };
     for (let k = 0; k < nWorkers; k++) {
-      const w: Worker & { inflight?: number } = spawn(o.worker, o.workerData);
+      const w: Worker & { inflight?: number; queued?: number } = spawn(o.worker, o.workerData);
       workers.push(w);
       w.on('message', (m: ResultMsg<R>) => {
         if (m.error) {
@@ -129,6 +147,7 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
           return;
         }
         w.inflight = (w.inflight ?? 1) - 1;
+        if (sizeOf) w.queued = (w.queued ?? 0) - sizeOf[m.id]!;
         if (accept(m.id, m.result as R)) {
           feed(w);
           if (o.local && localIdle) { localIdle = false; setImmediate(localStep); }
