@@ -33,7 +33,7 @@ import type { DType } from '../io/dtype.js';
 import { MODULE_KINDS, type ModuleKind, compareTensorNames, isLinearWeight, parseTensorName } from '../model/names.js';
 import { type Table, envelope } from '../report/output.js';
 import { type Pairing, pairTensors } from '../run/pair.js';
-import { defaultThreads, runOrdered, workerUrl } from '../run/pool.js';
+import { defaultThreads, runOrdered, startWorker, workerUrl } from '../run/pool.js';
 import type { SparsityWorkerData } from '../run/sparsity-worker.js';
 import { type ShardSpec, joinShardOutputs, selectShard } from '../run/shard.js';
 import { BitMask } from './mask.js';
@@ -344,7 +344,20 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
     bitwiseFastPath: probe.eta <= 2 ** -9, shard: o.shard && o.shard.count > 1 ? { index: o.shard.index, count: o.shard.count } : null,
   };
 
-  const base = openCheckpoint(baseSpec);
+  // Workers for a large input start now, so their start-up (~0.2 s: modules, headers, kernels)
+  // overlaps this thread's own (opening, fingerprints, pairing, tasks); unused ones are stopped.
+  const perThread = o.minBytesPerThread ?? 64 * 2 ** 20;
+  const workerFile = workerUrl('../run/sparsity-worker', import.meta.url);
+  const workerData = (eager: boolean): SparsityWorkerData => ({ base: baseSpec, tuned: [...tunedSpecs], cfg, profile: !!o.profile, eager });
+  const guess = threads > 1 && perThread > 0 ? roughCheckpointBytes(baseSpec) * (1 + tunedSpecs.length) : 0;
+  const early = Array.from({ length: Math.max(0, Math.min(threads, Math.floor(guess / perThread)) - 1) }, () => startWorker(workerFile, workerData(true)));
+  let base: TensorSource;
+  try {
+    base = openCheckpoint(baseSpec);
+  } catch (e) {
+    for (const w of early) void w.terminate();
+    throw e;
+  }
   const tuned: TensorSource[] = [];
   try {
     for (const t of tunedSpecs) tuned.push(openCheckpoint(t));
@@ -434,7 +447,6 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
     const ctx = { scratch: createScratch(cfg), base, tuned, cfg };
     // The locality engine (and its imports) only when profile tasks exist: plain sparsity starts faster.
     const runTask = o.profile ? (await import('./locality-engine.js')).runRangeTask : compareRange;
-    const perThread = o.minBytesPerThread ?? 64 * 2 ** 20;
     const useThreads = perThread > 0 ? Math.min(threads, Math.max(1, Math.floor(totalBytes / perThread))) : threads;
     if (useThreads <= 1 || tasks.length <= 1) {
       tasks.forEach((t, i) => onResult(i, runTask(ctx, t)));
@@ -443,8 +455,9 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
       const window = (o.onMask ? 4 : 32) * useThreads;
       const taskWork = (t: RangeTask): number => (t.end - t.start) * (1 + t.tuned.length);
       await runOrdered<RangeTask, RangeResult>(tasks, {
-        worker: workerUrl('../run/sparsity-worker', import.meta.url),
-        workerData: { base: base.root, tuned: tuned.map((t) => t.root), cfg, profile: !!o.profile } satisfies SparsityWorkerData,
+        worker: workerFile,
+        workerData: workerData(false),
+        started: early,
         threads: useThreads,
         // Results are small counts unless masks are wanted: then the window bounds the mask
         // words in flight (~rangeElems/8 bytes per tuned model and task).
@@ -462,8 +475,26 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
     }
     return buildSparsityDoc(params, inputs, pairing, records);
   } finally {
+    for (const w of early) void w.terminate(); // those not used (runOrdered stops its own)
     base.close();
     for (const t of tuned) t.close();
+  }
+}
+
+/**
+ * Bytes of a checkpoint given as a file or a folder of *.safetensors (0 when it is anything
+ * else, e.g. a Hugging Face id): only to decide early whether worker threads will pay.
+ */
+function roughCheckpointBytes(spec: string): number {
+  try {
+    const st = fs.statSync(spec);
+    if (st.isFile()) return st.size;
+    if (!st.isDirectory()) return 0;
+    return fs.readdirSync(spec).filter((f) => f.endsWith('.safetensors')).reduce((a, f) => {
+      try { return a + fs.statSync(path.join(spec, f)).size; } catch { return a; }
+    }, 0);
+  } catch {
+    return 0;
   }
 }
 

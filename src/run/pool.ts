@@ -64,11 +64,17 @@ export interface PoolOptions<T, R> {
    * large tasks while the others run out of work.
    */
   size?: (task: T) => number;
+  /**
+   * Workers started earlier with `startWorker(worker, workerData)` (so their start-up overlapped
+   * the caller's own preparation); used first, and terminated if more than needed.
+   */
+  started?: Worker[];
   onResult(index: number, result: R): void;
 }
 
 export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>): Promise<void> {
-  if (tasks.length === 0) return;
+  const started = [...(o.started ?? [])];
+  if (tasks.length === 0) { for (const w of started) void w.terminate(); return; }
   const total = Math.max(1, Math.min(o.threads, tasks.length));
   const nWorkers = o.local ? total - 1 : total;
   const window = Math.max(total, o.window ?? 4 * total);
@@ -135,8 +141,9 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
       try { r = o.local!(tasks[id]!); } catch (err) { finish(err); return; }
       if (accept(id, r)) setImmediate(localStep);
     };
+    for (const w of started.splice(nWorkers)) void w.terminate();
     for (let k = 0; k < nWorkers; k++) {
-      const w: Worker & { inflight?: number; queued?: number } = spawn(o.worker, o.workerData);
+      const w: Worker & { inflight?: number; queued?: number } = started[k] ?? spawn(o.worker, o.workerData);
       workers.push(w);
       w.on('message', (m: ResultMsg<R>) => {
         if (m.error) {
@@ -155,10 +162,22 @@ export async function runOrdered<T, R>(tasks: readonly T[], o: PoolOptions<T, R>
       });
       w.on('error', (err) => finish(err));
       w.on('exit', (code) => { if (code !== 0 && failed === null) finish(new Error(`worker exited with code ${code}`)); });
+      if (earlyFailures.has(w)) { finish(earlyFailures.get(w)); return; }
       feed(w);
     }
     if (o.local) { localIdle = false; setImmediate(localStep); }
   });
+}
+
+/** Errors (or non-zero exits) of workers started ahead, before `runOrdered` listened to them. */
+const earlyFailures = new WeakMap<Worker, unknown>();
+
+/** Starts a pool worker ahead of `runOrdered` (pass it as `started`; terminate it if not used). */
+export function startWorker(url: URL, data: unknown): Worker {
+  const w = spawn(url, data);
+  w.once('error', (err) => { if (!earlyFailures.has(w)) earlyFailures.set(w, err); });
+  w.once('exit', (code) => { if (code !== 0 && !earlyFailures.has(w)) earlyFailures.set(w, new Error(`worker exited with code ${code}`)); });
+  return w;
 }
 
 /**
