@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
@@ -295,6 +296,23 @@ test('worker pool: results arrive in task order with the main thread working too
     await runOrdered(tasks, { worker, workerData: data, threads: 2, window: 64, depth: 8, order, size: (t) => t.end - t.start, local: (t) => compareRange(ctx, t), onResult: (i, r: { tuned: { changed: number }[] }) => { seenS.push(i); changedS += r.tuned[0]!.changed; } });
     assert.deepEqual(seenS, tasks.map((_, i) => i), 'size: delivered in task order');
     assert.equal(changedS, changed, 'size: same counts');
+    // workers started ahead (eager: they open the checkpoints at start-up) are used; one more
+    // than needed is stopped; an eager open that failed is the first task's error
+    const { startWorker } = await import('../src/run/pool.js');
+    const [w1, w2] = [startWorker(worker, { ...data, eager: true }), startWorker(worker, { ...data, eager: true })];
+    const w2exit = once(w2, 'exit');
+    let changedE = 0;
+    const seenE: number[] = [];
+    await runOrdered(tasks, { worker, workerData: data, threads: 2, started: [w1, w2], local: (t) => compareRange(ctx, t), onResult: (i, r: { tuned: { changed: number }[] }) => { seenE.push(i); changedE += r.tuned[0]!.changed; } });
+    assert.deepEqual(seenE, tasks.map((_, i) => i), 'started: in task order');
+    assert.equal(changedE, changed, 'started: same counts');
+    // the extra worker was stopped (not left running until the process exits)
+    await Promise.race([w2exit, new Promise((_, reject) => setTimeout(() => reject(new Error('the extra started worker was not stopped')), 20_000).unref())]);
+    let missingCode = '';
+    try { openCheckpoint(path.join(tempDir(), 'no-such-model')); } catch (e) { missingCode = (e as { code: string }).code; }
+    assert.ok(missingCode, 'opening a missing checkpoint fails with a code');
+    const bad0 = startWorker(worker, { ...data, base: path.join(tempDir(), 'no-such-model'), eager: true });
+    await assert.rejects(runOrdered(tasks.slice(0, 4), { worker, workerData: data, threads: 2, started: [bad0], onResult: () => {} }), (e: unknown) => e instanceof RlvrError && e.code === missingCode);
     const bad = [...tasks.slice(0, 3), { name: 'no.such.tensor', start: 0, end: 1, tuned: [0], wantMask: false }];
     await assert.rejects(runOrdered(bad, { worker, workerData: data, threads: 2, onResult: () => {} }), (e: unknown) => e instanceof RlvrError && e.code === 'E_MISSING_TENSOR');
   } finally { base.close(); tuned.close(); }
