@@ -56,7 +56,8 @@ async function oursGflops(c: GemmCase, threads: number, rng: Rng): Promise<numbe
   // one output buffer for every call, as the SVD's loops pass `out` (numpy writes into one
   // preallocated C too: see linalg_baseline.gemm_gflops)
   const out = new Float32Array(c.m * c.n);
-  await matmul(A, B, { transA: c.transA, threads, out });
+  // warm-up: a quarter of the timed calls (at least one), as the numpy side does
+  for (let i = 0; i < Math.max(1, Math.floor(reps / 4)); i++) await matmul(A, B, { transA: c.transA, threads, out });
   let best = Infinity;
   for (let i = 0; i < reps; i++) {
     const t = performance.now();
