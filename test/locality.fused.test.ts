@@ -11,11 +11,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openCheckpoint } from '../src/io/checkpoint.js';
+import { type TensorSource, openCheckpoint } from '../src/io/checkpoint.js';
 import { writeSafetensors, type TensorToWrite } from '../src/io/writer.js';
 import { localityDocument, runLocality, runLocalityPass } from '../src/probes/locality.js';
 import { Bf16ProfileKernel, profileKernelAvailable, forEachPatternPosition } from '../src/probes/profile-kernel.js';
-import { profileChunkElems, profileSnapshotMisses, straddlerSpans } from '../src/probes/locality-engine.js';
+import { fusedEligible, profileChunkElems, profileSnapshotMisses, straddlerSpans } from '../src/probes/locality-engine.js';
 import { binLayout } from '../src/probes/locality.js';
 import { updateSparsity } from '../src/probes/sparsity.js';
 import { toJson } from '../src/report/output.js';
@@ -252,4 +252,21 @@ test('straddlerSpans: sorted disjoint spans; with the whole tensor as the sample
   assert.equal(profileChunkElems(1 << 17, 1), 1 << 17);
   assert.equal(profileChunkElems(1 << 17, 8), 1 << 15);
   assert.equal(profileChunkElems(1000, 5), 1000);
+});
+
+test('fusedEligible: bf16 tensors under the bitwise rule take the fused kernel unless base + masks exceed 3.5 GiB (then the generic path)', () => {
+  if (!profileKernelAvailable(8)) return; // no WebAssembly SIMD here: nothing is fused
+  const source = (numel: number, dtype = 'BF16'): TensorSource => ({ info: () => ({ dtype, numel, shape: [numel] }) }) as unknown as TensorSource;
+  const cfg = { probe: { rule: 'bf16' as const, eta: 1e-3, tol: 1e-5 }, compareProbes: false, chunkElems: 1 << 17 };
+  const ctx = (numel: number, R: number, dtype = 'BF16') => ({ base: source(numel), tuned: Array.from({ length: R }, () => source(numel, dtype)), cfg, scratch: null as never });
+  const task = (R: number) => ({ name: 'w', tuned: Array.from({ length: R }, (_, r) => r) });
+  // 8 runs: 3 bytes per entry → the limit is 3.5 GiB / 3 ≈ 1.25 G entries
+  const limit8 = Math.floor((3.5 * 2 ** 30) / 3);
+  assert.equal(fusedEligible(ctx(limit8, 8), task(8)), true);
+  assert.equal(fusedEligible(ctx(limit8 + 1, 8), task(8)), false, 'just over the limit: generic path');
+  // 2 runs: 2.25 bytes per entry → a larger tensor still fits
+  assert.equal(fusedEligible(ctx(limit8 + 1, 2), task(2)), true);
+  assert.equal(fusedEligible(ctx(1e6, 5, 'F16'), task(5)), false, 'a tuned model in f16');
+  assert.equal(fusedEligible({ ...ctx(1e6, 5), cfg: { ...cfg, compareProbes: true } }, task(5)), false, '--compare-probes');
+  assert.equal(fusedEligible({ ...ctx(1e6, 5), cfg: { ...cfg, probe: { rule: 'abs', eta: 1e-3, tol: 1e-5 } } }, task(5)), false, 'the abs rule');
 });

@@ -43,8 +43,8 @@ export function runRangeTask(ctx: EngineContext, task: RangeTask): RangeResult {
   return task.profile ? profileTensorTask(ctx, task) : compareRange(ctx, task);
 }
 
-/** Whether a whole-tensor task can use the fused kernel. */
-function fusedEligible(ctx: EngineContext, task: RangeTask): boolean {
+/** Whether a whole-tensor task can use the fused kernel (exported for tests). */
+export function fusedEligible(ctx: Pick<EngineContext, 'base' | 'tuned' | 'cfg'>, task: Pick<RangeTask, 'name' | 'tuned'>): boolean {
   const bi = ctx.base.info(task.name);
   if (bi.dtype !== 'BF16' || ctx.cfg.compareProbes) return false;
   if (!task.tuned.every((t) => ctx.tuned[t]!.info(task.name).dtype === 'BF16')) return false;
