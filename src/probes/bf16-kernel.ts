@@ -46,6 +46,18 @@ export function section(id: number, body: number[]): number[] { return [id, ...u
 export function vec(items: number[][]): number[] { return [...uleb(items.length), ...items.flat()]; }
 export function str(s: string): number[] { return [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]; }
 
+/**
+ * A function body under construction: `emit` appends opcodes and immediates (arrays are
+ * spliced in), `g(i)` is `local.get i`. The kernels here are assembled with it.
+ */
+export function assembler(): { code: number[]; emit: (...xs: (number | number[])[]) => void; g: (i: number) => number[] } {
+  const code: number[] = [];
+  const emit = (...xs: (number | number[])[]): void => {
+    for (const x of xs) { if (Array.isArray(x)) { for (const b of x) code.push(b); } else code.push(x); }
+  };
+  return { code, emit, g: (i: number): number[] => [LOCAL_GET, i] };
+}
+
 export const I32 = 0x7f, V128 = 0x7b;
 // core opcodes
 export const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
@@ -72,9 +84,7 @@ const I32X4_SHR_U = simd(0xad), I32X4_NE = simd(0x38);
 export function bf16DiffModuleBytes(): Uint8Array {
   // params: 0 a, 1 b, 2 groups, 3 out; locals: 4 cnt, 5 w (i32); 6 acc, 7 x, 8 y, 9..12 c0..c3 (v128)
   const A = 0, B = 1, N = 2, OUT = 3, CNT = 4, W = 5, ACC = 6, X = 7, Y = 8, C = 9;
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   emit(BLOCK, VOID, LOOP, VOID);
   emit(g(N), I32_EQZ, BR_IF, 1);
   for (let k = 0; k < 4; k++) {
@@ -137,9 +147,7 @@ function f32RuleFunctionBody(relative: boolean): number[] {
   // params: 0 a, 1 b, 2 groups, 3 out, 4 thr (f64); locals: 5 cnt, 6 w (i32);
   // 7 acc, 8 x, 9 y, 10 xl, 11 yl, 12 thr splat, 13 hi-swap tmp, 14..21 v0..v7 (v128)
   const A = 0, B = 1, N = 2, OUT = 3, THR = 4, CNT = 5, W = 6, ACC = 7, X = 8, Y = 9, XL = 10, YL = 11, TS = 12, V = 14;
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   const HI = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
   const LOW_DWORDS = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27];
   /** Pushes the i64x2 verdict mask of the f64 pairs in locals XL, YL. */
@@ -188,9 +196,7 @@ function f32RuleFunctionBody(relative: boolean): number[] {
 function f32VisibleFunctionBody(): number[] {
   // params: 0 a, 1 b, 2 groups, 3 out; locals: 4 cnt, 5 w (i32); 6 acc, 7 x, 8 y, 9..16 v0..v7
   const A = 0, B = 1, N = 2, OUT = 3, CNT = 4, W = 5, ACC = 6, X = 7, Y = 8, V = 9;
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   /** Replaces local `l` (fp32 bits) by its bf16 code (RNE) in the low 16 bits of each lane. */
   const rne = (l: number): void => {
     emit(g(l), g(l), I32_CONST, 16, I32X4_SHR_U, V128_CONST_I32(1), V128_AND, I32X4_ADD);
@@ -230,9 +236,7 @@ function f32VisibleFunctionBody(): number[] {
 function countFunctionBody(): number[] {
   // params: 0 a, 1 b, 2 groups; locals: 3 m (i32); 4 acc, 5 x, 6 y, 7 s (i16 counts), 8 t (i32 counts)
   const A = 0, B = 1, N = 2, M = 3, ACC = 4, X = 5, Y = 6, S = 7, T = 8;
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   emit(BLOCK, VOID, LOOP, VOID);
   emit(g(N), I32_EQZ, BR_IF, 1);
   emit(g(N), I32_CONST, ...sleb(4096), g(N), I32_CONST, ...sleb(4096), I32_LT_U, SELECT, LOCAL_SET, M);

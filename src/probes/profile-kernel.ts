@@ -22,7 +22,7 @@
 import {
   BLOCK, BR, BR_IF, END, I16X8_EQ, I16X8_MAX_U, I16X8_NE, I32, I32X4_ADD, I32X4_EXTRACT_LANE, I32_ADD, I32_CONST, I32_EQZ, I32_OR, I32_SHL,
   I32_STORE, I32_SUB, I8X16_BITMASK, I8X16_NARROW_I16X8_S, KERNEL_SCRATCH, LOCAL_GET, LOCAL_SET, LOCAL_TEE, LOOP, V128, V128_AND,
-  V128_ANY_TRUE, V128_CONST_I16, V128_LOAD, V128_OR, VOID, Wasm, type WasmMemory, section, simd, sleb, str, uleb, vec,
+  V128_ANY_TRUE, V128_CONST_I16, V128_LOAD, V128_OR, VOID, Wasm, type WasmMemory, assembler, section, simd, sleb, str, uleb, vec,
 } from './bf16-kernel.js';
 
 const I32_LOAD = 0x28, I32_STORE16 = 0x3b, I32_AND = 0x71, I32_SHR_U = 0x76;
@@ -57,9 +57,7 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
   const ADDR = 5; // i32 local: address temp
   const V = ADDR + 1; // v128 locals
   const X = V, Y = V + 2, C = V + 3, RM = V + 5, NR = V + 6, ACC = V + 7, KMAX = V + 8, KMIN = V + 9, LO = V + 10;
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   emit(V128_CONST_I16(0xffff), LOCAL_SET, KMIN);
   emit(BLOCK, VOID, LOOP, VOID);
   emit(g(N), I32_EQZ, BR_IF, 1);
@@ -137,9 +135,7 @@ export function profileModuleBytes(R: number, region: number, stride: number): U
  */
 function snapFunctionBody(): number[] {
   const DESC = 0, N = 1, DST = 2;
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   emit(BLOCK, VOID, LOOP, VOID);
   emit(g(N), I32_EQZ, BR_IF, 1);
   emit(g(DST), g(DESC), I32_LOAD, 2, 8, I32_ADD, g(DESC), I32_LOAD, 2, 0, g(DESC), I32_LOAD, 2, 4, MEMORY_COPY);
@@ -161,9 +157,7 @@ function snapFunctionBody(): number[] {
 function walkFunctionBody(R: number, stride: number): number[] {
   const SRC = 0, N = 1, FIRST = 2, PAT = 3, NEED = 4, MASKS = 5, CUM = 6;
   const I = 7, SEEN = 8, BITS = 9, E = 10, W = 11, A = 12, PV = 13;
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   emit(g(PAT), I16X8_SPLAT, LOCAL_SET, PV);
   emit(BLOCK, VOID, LOOP, VOID);
   emit(g(I), g(N), I32_GE_U, BR_IF, 1);
@@ -201,9 +195,7 @@ function takeFunctionBody(R: number): number[] {
   const J = 2 ** R / 4;
   const V = 4, S = 5, ACC = 6; // v128 locals: the cell vector, the pattern's sum, runs 2..R−1
   const PR = ACC + (R - 2); // J accumulators of the cells per run mask
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   const hsum = (v: number): number[] => [g(v), I32X4_EXTRACT_LANE(0), g(v), I32X4_EXTRACT_LANE(1), I32_ADD, g(v), I32X4_EXTRACT_LANE(2), I32_ADD, g(v), I32X4_EXTRACT_LANE(3), I32_ADD].flat();
   const zero = V128_CONST_I16(0);
   emit(BLOCK, VOID, LOOP, VOID);
@@ -242,9 +234,7 @@ function OUT_ADDR(R: number): number { return 4 + 2 + (R - 2) + 2 ** R / 4; }
  */
 function histFunctionBody(): number[] {
   const SRC = 0, N = 1, OUT = 2, X = 3, AD = 4;
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   emit(BLOCK, VOID, LOOP, VOID);
   emit(g(N), I32_EQZ, BR_IF, 1);
   emit(g(SRC), I32_LOAD, 2, 0, LOCAL_SET, X);
@@ -611,9 +601,7 @@ const I32_LOAD8_U = 0x2d, I32_LOAD16_U = 0x2f, I32_NE = 0x47, I32_STORE8 = 0x3a;
  */
 function scanModuleBytes(): Uint8Array {
   const SRC = 0, N = 1, TAB = 2, OUT = 3, IDS = 4, FIRST = 5, I = 6, C = 7, T = 8;
-  const g = (i: number): number[] => [LOCAL_GET, i];
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]): void => { for (const x of xs) { if (Array.isArray(x)) code.push(...x); else code.push(x); } };
+  const { code, emit, g } = assembler();
   emit(BLOCK, VOID, LOOP, VOID);
   emit(g(I), g(N), I32_NE, I32_EQZ, BR_IF, 1);
   emit(g(TAB), g(SRC), g(I), I32_CONST, 1, I32_SHL, I32_ADD, I32_LOAD16_U, 1, 0, I32_CONST, ...sleb(0x7fff), I32_AND, I32_ADD, I32_LOAD8_U, 0, 0, LOCAL_SET, T);
