@@ -21,7 +21,7 @@
  */
 import {
   BLOCK, BR, BR_IF, END, I16X8_EQ, I16X8_MAX_U, I16X8_NE, I32, I32X4_ADD, I32X4_EXTRACT_LANE, I32_ADD, I32_CONST, I32_EQZ, I32_OR, I32_SHL,
-  I32_STORE, I32_SUB, I8X16_BITMASK, I8X16_NARROW_I16X8_S, KERNEL_SCRATCH, LOCAL_GET, LOCAL_SET, LOCAL_TEE, LOOP, V128, V128_AND,
+  I32_STORE, I32_SUB, I8X16_BITMASK, I8X16_NARROW_I16X8_S, KERNEL_SCRATCH, LOCAL_SET, LOCAL_TEE, LOOP, V128, V128_AND,
   V128_ANY_TRUE, V128_CONST_I16, V128_LOAD, V128_OR, VOID, Wasm, type WasmMemory, assembler, section, simd, sleb, str, uleb, vec,
 } from './bf16-kernel.js';
 
@@ -281,6 +281,15 @@ export interface PatternCounts {
   perRunMask: Float64Array;
 }
 
+/** The functions of one instance of the kernel's module (`take` only with R ≥ 2). */
+interface KernelExports {
+  prof(a: number, t: number, groups: number, out: number, hist: number): void;
+  hist(src: number, pairs: number, out: number): void;
+  snap(desc: number, spans: number, dst: number): void;
+  walk(src: number, n: number, first: number, pattern: number, need: number, masks: number, cum: number): number;
+  take?: (row: number, key: number, keys: number, out: number) => void;
+}
+
 /**
  * One fused-kernel instance: its own memory holding R tuned chunk regions (files are read
  * straight into them), the joint histogram, the base tensor's pattern histogram, the WHOLE
@@ -296,8 +305,6 @@ export class Bf16ProfileKernel {
   readonly runs: number;
   readonly maxElems: number;
   private memory: WasmMemory;
-  private prof!: (a: number, t: number, groups: number, out: number, hist: number) => void;
-  private hist!: (src: number, pairs: number, out: number) => void;
   private readonly offT: number;
   private readonly offH: number;
   private readonly offBH: number;
@@ -307,17 +314,16 @@ export class Bf16ProfileKernel {
   private stride = 0;
   /** Where run 0's mask words start (after the base region of the current tensor). */
   private offMask = 0;
-  private takeFn: ((row: number, key: number, keys: number, out: number) => void) | null = null;
   private readonly offOut: number;
   private readonly offDesc: number;
   /** Where the current tensor's snapshots go (after its masks). */
   private offSnap = 0;
   private snapSpans = 0;
-  private snapFn!: (desc: number, spans: number, dst: number) => void;
-  private walkFn!: (src: number, n: number, first: number, pattern: number, need: number, masks: number, cum: number) => number;
   private readonly offCum: number;
   private cumView!: Uint32Array;
-  private readonly instances = new Map<number, { prof: Bf16ProfileKernel['prof']; hist: Bf16ProfileKernel['hist']; take: Bf16ProfileKernel['takeFn']; snap: Bf16ProfileKernel['snapFn']; walk: Bf16ProfileKernel['walkFn'] }>();
+  /** The exports of the module instance for the current stride (`useStride`). */
+  private fns!: KernelExports;
+  private readonly instances = new Map<number, KernelExports>();
   /** Patterns the last WebAssembly take() wrote (zeroed before the next one). */
   private written: [number, number] = [0, -1];
   private kmin = PATTERNS;
@@ -371,14 +377,10 @@ export class Bf16ProfileKernel {
       const m = moduleFor(this.runs, this.region, stride);
       if (!m) throw new Error('Bf16ProfileKernel: WebAssembly SIMD is not available');
       const ex = new Wasm.Instance(m, { e: { m: this.memory } }).exports;
-      inst = { prof: ex.prof as Bf16ProfileKernel['prof'], hist: ex.hist as Bf16ProfileKernel['hist'], take: (ex.take as Bf16ProfileKernel['takeFn']) ?? null, snap: ex.snap as Bf16ProfileKernel['snapFn'], walk: ex.walk as Bf16ProfileKernel['walkFn'] };
+      inst = new Wasm.Instance(m, { e: { m: this.memory } }).exports as unknown as KernelExports;
       this.instances.set(stride, inst);
     }
-    this.prof = inst.prof;
-    this.hist = inst.hist;
-    this.takeFn = inst.take;
-    this.snapFn = inst.snap;
-    this.walkFn = inst.walk;
+    this.fns = inst;
     this.stride = stride;
   }
 
@@ -420,7 +422,7 @@ export class Bf16ProfileKernel {
 
   /** Entries per 15-bit pattern of the base tensor in `baseWhole(n)` (a new array). */
   baseHistogram(n: number): Uint32Array {
-    const out = this.histogram(() => this.hist(this.offBase, n >>> 1, this.offBH));
+    const out = this.histogram(() => this.fns.hist(this.offBase, n >>> 1, this.offBH));
     if (n & 1) out[this.baseEntries(n)[n - 1]! & 0x7fff]!++;
     return out;
   }
@@ -433,7 +435,7 @@ export class Bf16ProfileKernel {
     let sampled = 0;
     const hist = this.histogram(() => {
       for (let s = 0; s + block <= n; s += block * every) {
-        this.hist(this.offBase + 2 * s, block >>> 1, this.offBH);
+        this.fns.hist(this.offBase + 2 * s, block >>> 1, this.offBH);
         sampled += block;
       }
     });
@@ -460,7 +462,7 @@ export class Bf16ProfileKernel {
       for (let r = 0; r < this.runs; r++) new Uint16Array(this.memory.buffer, this.offT + r * this.region + 2 * tunedEntry, padded).fill(0, count);
       this.padding += padded - count;
     }
-    this.prof(this.offBase + 2 * baseEntry, this.offT + 2 * tunedEntry, groups, this.offMask + baseEntry / 8, this.offH);
+    this.fns.prof(this.offBase + 2 * baseEntry, this.offT + 2 * tunedEntry, groups, this.offMask + baseEntry / 8, this.offH);
     const s = this.scratch16;
     for (let l = 0; l < 8; l++) {
       if (s[l]! > this.kmax) this.kmax = s[l]!;
@@ -500,7 +502,7 @@ export class Bf16ProfileKernel {
 
   /** Copies the spans' current rows to snapshot `index` (each snapshot is keys·2^R cells). */
   snapshot(index: number, keys: number): void {
-    this.snapFn(this.offDesc, this.snapSpans, this.offSnap + index * keys * (4 << this.runs));
+    this.fns.snap(this.offDesc, this.snapSpans, this.offSnap + index * keys * (4 << this.runs));
   }
 
   /**
@@ -513,7 +515,7 @@ export class Bf16ProfileKernel {
     const w = this.cumView;
     w.fill(0);
     const vec8 = count & ~7;
-    let found = vec8 > 0 ? this.walkFn(this.offBase + 2 * first, vec8, first, pattern, need, this.offMask, this.offCum) : 0;
+    let found = vec8 > 0 ? this.fns.walk(this.offBase + 2 * first, vec8, first, pattern, need, this.offMask, this.offCum) : 0;
     if (found < need) {
       // the last < 8 entries, one by one (the padding after them must not count)
       const h = new Uint16Array(this.memory.buffer, this.offBase + 2 * (first + vec8), count - vec8);
@@ -521,7 +523,7 @@ export class Bf16ProfileKernel {
         if ((h[j]! & 0x7fff) !== pattern) continue;
         const e = first + vec8 + j;
         let rm = 0;
-        for (let r = 0; r < this.runs; r++) rm |= ((new Uint32Array(this.memory.buffer, this.offMask + r * this.stride + 4 * (e >>> 5), 1)[0]! >>> (e & 31)) & 1) << r;
+        for (let r = 0; r < this.runs; r++) rm |= ((this.maskWords(r, e + 1)[e >>> 5]! >>> (e & 31)) & 1) << r;
         w[rm]!++;
         found++;
       }
@@ -542,7 +544,7 @@ export class Bf16ProfileKernel {
    * `present` (the base histogram of the same entries, if known) skips empty patterns.
    */
   take(present?: Uint32Array): PatternCounts {
-    if (this.takeFn && this.outPerRunMask) return this.takeWasm();
+    if (this.fns.take && this.outPerRunMask) return this.takeWasm();
     const R = this.runs, M = 1 << R;
     const { total, changed, perRunMask } = this.out;
     total.fill(0);
@@ -577,7 +579,7 @@ export class Bf16ProfileKernel {
     if (w1 >= w0) { total.fill(0, w0, w1 + 1); for (const c of changed) c.fill(0, w0, w1 + 1); }
     if (this.padding > 0) { this.hView[0]! -= this.padding; this.padding = 0; }
     const lo = this.kmin, keys = Math.max(0, this.kmax - this.kmin + 1);
-    this.takeFn!(this.offH + lo * M * 4, lo, keys, this.offOut);
+    this.fns.take!(this.offH + lo * M * 4, lo, keys, this.offOut);
     this.written = [lo, lo + keys - 1];
     const pr = this.outPerRunMask!;
     for (let m = 0; m < M; m++) perRunMask[m] = pr[m]!;

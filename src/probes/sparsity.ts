@@ -348,9 +348,9 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
   // overlaps this thread's own (opening, fingerprints, pairing, tasks); unused ones are stopped.
   const perThread = o.minBytesPerThread ?? 64 * 2 ** 20;
   const workerFile = workerUrl('../run/sparsity-worker', import.meta.url);
-  const workerData = (eager: boolean): SparsityWorkerData => ({ base: baseSpec, tuned: [...tunedSpecs], cfg, profile: !!o.profile, eager });
+  const workerData: SparsityWorkerData = { base: baseSpec, tuned: [...tunedSpecs], cfg, profile: !!o.profile };
   const guess = threads > 1 && perThread > 0 ? roughCheckpointBytes(baseSpec) * (1 + tunedSpecs.length) : 0;
-  const early = Array.from({ length: Math.max(0, Math.min(threads, Math.floor(guess / perThread)) - 1) }, () => startWorker(workerFile, workerData(true)));
+  const early = Array.from({ length: Math.max(0, Math.min(threads, Math.floor(guess / perThread)) - 1) }, () => startWorker(workerFile, workerData));
   let base: TensorSource;
   try {
     base = openCheckpoint(baseSpec);
@@ -456,7 +456,7 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
       const taskWork = (t: RangeTask): number => (t.end - t.start) * (1 + t.tuned.length);
       await runOrdered<RangeTask, RangeResult>(tasks, {
         worker: workerFile,
-        workerData: workerData(false),
+        workerData,
         started: early,
         threads: useThreads,
         // Results are small counts unless masks are wanted: then the window bounds the mask

@@ -14,33 +14,28 @@ export interface SparsityWorkerData {
   cfg: EngineConfig;
   /** Whether locality profile tasks will come (then the locality engine is loaded). */
   profile: boolean;
-  /** Open the checkpoints at start-up, before the first task (a worker started early). */
-  eager?: boolean;
 }
 
+const data = workerData as SparsityWorkerData;
+
 // Loaded only when needed: a plain sparsity worker starts faster without it.
-const runTask = (workerData as SparsityWorkerData | null)?.profile
+const runTask = data.profile
   ? (await import('../probes/locality-engine.js')).runRangeTask
   : compareRange;
 
+// The checkpoints are opened at start-up, before the first task arrives, so a worker started
+// early (while the main thread still prepares its tasks) does that in parallel. A failure is
+// reported with the first task (the main thread opens the same files first, and names the file).
 let ctx: EngineContext | null = null;
 let openError: unknown = null;
-
-function open(d: SparsityWorkerData): EngineContext {
-  return { scratch: createScratch(d.cfg), base: openCheckpoint(d.base), tuned: d.tuned.map((t) => openCheckpoint(t)), cfg: d.cfg };
+try {
+  ctx = { scratch: createScratch(data.cfg), base: openCheckpoint(data.base), tuned: data.tuned.map((t) => openCheckpoint(t)), cfg: data.cfg };
+} catch (e) {
+  openError = e;
 }
 
-// Started early (while the main thread still prepares its tasks): open the checkpoints now. A
-// failure is reported with the first task (the main thread opens the same files first, and
-// names the file itself).
-const early = workerData as SparsityWorkerData | null;
-if (early?.eager) {
-  try { ctx = open(early); } catch (e) { openError = e; }
-}
-
-serveTasks<RangeTask, RangeResult>((task, data) => {
-  if (openError) throw openError;
-  ctx ??= open(data as SparsityWorkerData);
+serveTasks<RangeTask, RangeResult>((task) => {
+  if (!ctx) throw openError;
   const result = runTask(ctx, task);
   const transfer = result.tuned.flatMap((t) => (t.words ? [t.words.buffer as ArrayBuffer] : []));
   if (result.profile?.image) transfer.push(result.profile.image.values.buffer as ArrayBuffer);
