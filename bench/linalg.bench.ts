@@ -67,6 +67,26 @@ async function oursGflops(c: GemmCase, threads: number, rng: Rng): Promise<numbe
   return flops / best / 1e6;
 }
 
+/**
+ * Best per-call time (µs) of a product with the same output shape but an inner dimension of 1:
+ * what a call costs apart from the arithmetic. With onnxruntime-node 1.30 that is mostly its
+ * binding copying every output into a freshly allocated, zero-filled ArrayBuffer after MLAS
+ * wrote it into ours (page faults, memset, memmove: ~80 µs for a 1536×80 fp32 output here).
+ */
+async function perCallFloorUs(c: GemmCase, threads: number, rng: Rng): Promise<number> {
+  const A = c.transA ? randn(1, c.m, rng) : randn(c.m, 1, rng);
+  const B = randn(1, c.n, rng);
+  const out = new Float32Array(c.m * c.n);
+  for (let i = 0; i < 25; i++) await matmul(A, B, { transA: c.transA, threads, out });
+  let best = Infinity;
+  for (let i = 0; i < 100; i++) {
+    const t = performance.now();
+    await matmul(A, B, { transA: c.transA, threads, out });
+    best = Math.min(best, performance.now() - t);
+  }
+  return best * 1000;
+}
+
 interface NumpyOut {
   blas: { numpy: string; corename: string | null; threads: string | null };
 }
@@ -125,6 +145,7 @@ export default async function linalgBench(): Promise<void> {
   for (const threads of only === 'svd' ? [] : [1, 2]) {
     const ours = cs.map(() => 0);
     const np = cs.map(() => 0);
+    const floor = cs.map(() => Infinity);
     const server = missing ? null : new NumpyServer(threads);
     const corename = server ? (await server.ready).blas.corename : null;
     // Shape by shape, alternate ours / numpy rounds and keep each side's best, so the noise of
@@ -133,6 +154,7 @@ export default async function linalgBench(): Promise<void> {
       const c = cs[i]!;
       for (let round = 0; round < ROUNDS; round++) {
         ours[i] = Math.max(ours[i]!, await oursGflops(c, threads, rng));
+        if (round % 2 === 0) floor[i] = Math.min(floor[i]!, await perCallFloorUs(c, threads, rng));
         if (server) {
           const a = await server.ask<{ gflops: number }>({ gemm: [c.m, c.k, c.n, c.transA ? 1 : 0], reps: gemmReps(2 * c.m * c.k * c.n) });
           np[i] = Math.max(np[i]!, a.gflops);
@@ -145,10 +167,14 @@ export default async function linalgBench(): Promise<void> {
     for (let i = 0; i < cs.length; i++) {
       const ratio = np[i]! > 0 ? ours[i]! / np[i]! : NaN;
       if (np[i]! > 0) logSum += Math.log(ratio);
+      const us = 2 * cs[i]!.m * cs[i]!.k * cs[i]!.n / ours[i]! / 1e3;
       process.stdout.write(`  ${cs[i]!.label.padEnd(36)} ours ${f1(ours[i]!).padStart(6)}` +
-        (missing ? '\n' : `  numpy ${f1(np[i]!).padStart(6)}  ratio ${f2(ratio)}\n`));
+        (missing ? '' : `  numpy ${f1(np[i]!).padStart(6)}  ratio ${f2(ratio)}`) +
+        `   (${us.toFixed(0)} µs per product, ${floor[i]!.toFixed(0)} µs of it per-call floor)\n`);
     }
     if (!missing) process.stdout.write(`  geometric-mean ratio ours/numpy: ${f2(Math.exp(logSum / cs.length))}\n`);
+    process.stdout.write('  per-call floor: best time of a product with the same output and an inner dimension of 1\n' +
+      '  (mostly onnxruntime-node 1.30 copying each output into a new ArrayBuffer; numpy has none)\n');
   }
 
   // ---- one randomized top-64 SVD, cold and warm-started ----

@@ -6,8 +6,13 @@
  * dimensions — by hand-encoding the protobuf (a few dozen bytes), create one InferenceSession
  * per (transA, transB, threads) once, and reuse it for every call. Gemm's trans attributes map
  * straight onto MLAS's packed-panel kernels, so Aᵀ·B needs no transpose copy. Inputs are
- * wrapped without copying (ort.Tensor over the Float32Array) and the output is written into a
- * preallocated tensor passed as a fetch, so no copy on the way back either.
+ * wrapped without copying (ort.Tensor over the Float32Array) and MLAS writes the output into a
+ * preallocated tensor passed as a fetch, whose buffer is what we return. The binding of
+ * onnxruntime-node 1.30 nevertheless copies every fetched output into a freshly allocated,
+ * zero-filled ArrayBuffer, which we drop: ~80 µs for a 1536×80 fp32 output on the development
+ * machine (page faults, memset, memmove), a fixed cost per call that JavaScript cannot avoid
+ * (`npm run bench -- linalg` prints it per shape as the "per-call floor"). Upstream
+ * microsoft/onnxruntime#32346 (open in Nov 2026) returns the caller's tensor instead.
  */
 import { createRequire } from 'node:module';
 import type { Mat, Mat64 } from './matrix.js';
