@@ -46,25 +46,32 @@ function cases(scale: number): GemmCase[] {
 /** Timed calls per side and round (the numpy side is sent the same count). */
 function gemmReps(flops: number): number { return Math.max(3, Math.min(250, Math.floor(6e10 / flops))); }
 
-async function oursGflops(c: GemmCase, threads: number, rng: Rng): Promise<number> {
-  const A = c.transA ? randn(c.k, c.m, rng) : randn(c.m, c.k, rng);
-  const B = randn(c.k, c.n, rng);
-  const flops = 2 * c.m * c.k * c.n;
-  // ~0.15–0.6 s of products per side and round (at least 3): long enough for a steady state on
-  // a shared VM, where 50 calls of a 0.5 ms product measured 30–40% below it
-  const reps = gemmReps(flops);
-  // one output buffer for every call, as the SVD's loops pass `out` (numpy writes into one
-  // preallocated C too: see linalg_baseline.gemm_gflops)
+/**
+ * Best time (ms) of one `matmul` with case c's output shape and inner dimension `k`, after
+ * `warm` untimed calls. One output buffer serves every call, as the SVD's loops pass `out`
+ * (numpy writes into one preallocated C too: see linalg_baseline.gemm_gflops).
+ */
+async function bestCallMs(c: GemmCase, k: number, threads: number, rng: Rng, reps: number, warm: number): Promise<number> {
+  const A = c.transA ? randn(k, c.m, rng) : randn(c.m, k, rng);
+  const B = randn(k, c.n, rng);
   const out = new Float32Array(c.m * c.n);
-  // warm-up: a quarter of the timed calls (at least one), as the numpy side does
-  for (let i = 0; i < Math.max(1, Math.floor(reps / 4)); i++) await matmul(A, B, { transA: c.transA, threads, out });
+  for (let i = 0; i < warm; i++) await matmul(A, B, { transA: c.transA, threads, out });
   let best = Infinity;
   for (let i = 0; i < reps; i++) {
     const t = performance.now();
     await matmul(A, B, { transA: c.transA, threads, out });
     best = Math.min(best, performance.now() - t);
   }
-  return flops / best / 1e6;
+  return best;
+}
+
+async function oursGflops(c: GemmCase, threads: number, rng: Rng): Promise<number> {
+  const flops = 2 * c.m * c.k * c.n;
+  // ~0.15–0.6 s of products per side and round (at least 3): long enough for a steady state on
+  // a shared VM, where 50 calls of a 0.5 ms product measured 30–40% below it; warm-up: a
+  // quarter of the timed calls (at least one), as the numpy side does
+  const reps = gemmReps(flops);
+  return flops / await bestCallMs(c, c.k, threads, rng, reps, Math.max(1, Math.floor(reps / 4))) / 1e6;
 }
 
 /**
@@ -74,17 +81,7 @@ async function oursGflops(c: GemmCase, threads: number, rng: Rng): Promise<numbe
  * wrote it into ours (page faults, memset, memmove: ~80 µs for a 1536×80 fp32 output here).
  */
 async function perCallFloorUs(c: GemmCase, threads: number, rng: Rng): Promise<number> {
-  const A = c.transA ? randn(1, c.m, rng) : randn(c.m, 1, rng);
-  const B = randn(1, c.n, rng);
-  const out = new Float32Array(c.m * c.n);
-  for (let i = 0; i < 25; i++) await matmul(A, B, { transA: c.transA, threads, out });
-  let best = Infinity;
-  for (let i = 0; i < 100; i++) {
-    const t = performance.now();
-    await matmul(A, B, { transA: c.transA, threads, out });
-    best = Math.min(best, performance.now() - t);
-  }
-  return best * 1000;
+  return 1000 * await bestCallMs(c, 1, threads, rng, 100, 25);
 }
 
 interface NumpyOut {
