@@ -153,6 +153,9 @@ test('CLI: spectrum prints tables and write files; bad input is one line, exit 2
   for (const [args, re] of [
     [['principal', '--base', BASE, '--tuned', RL, '--alpha', '2', '--no-cache'], /--alpha must be/],
     [['spectrum', '--base', path.join(dir, 'nope'), '--tuned', RL, '--no-cache'], /nope/],
+    // another model (every weight another shape): an error naming it, not an empty analysis
+    [['principal', '--base', BASE, '--tuned', fixture('sparsity', 'ckpt', 'base'), '--no-cache'],
+      /sparsity.ckpt.base: none of the base's 14 compared tensors is here with the same name and shape; e\.g\. model\.layers\.0\.mlp\.down_proj\.weight is \[24x16\], the base's \[48x96\]/],
   ] as [string[], RegExp][]) {
     const r = await cli([...args, '--out', path.join(dir, 'err')]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.out}`);

@@ -240,6 +240,14 @@ test('CLI: --json equals the library document; --out writes JSON, CSV and Markdo
   assert.match(noOut.stderr, /^rlvr-lens: .*sub: cannot write to output folder/);
   const badProbe = cli(['sparsity', '--base', C('base'), '--tuned', C('tuned-a'), '--probe', 'rel']);
   assert.equal(badProbe.status, 2);
+  // a tuned checkpoint of another model (no tensor with the base's name and shape): one line,
+  // exit 2, no output folder, rather than an empty table with exit 0
+  const otherOut = path.join(tempDir(), 'other');
+  const other = cli(['sparsity', '--base', C('base'), '--tuned', 'fixtures/geometry/base', '--threads', '1', '--out', otherOut]);
+  assert.equal(other.status, 2);
+  assert.equal(other.stderr.trim().split('\n').length, 1);
+  assert.match(other.stderr, /^rlvr-lens: \S*fixtures\/geometry\/base: none of the base's 27 compared tensors is here with the same name and shape; e\.g\. model\.embed_tokens\.weight is \[64x48\], the base's \[32x24\]: is it a fine-tune of /);
+  assert.equal(fs.existsSync(otherOut), false);
 });
 
 test('bf16 reading of the fixture: decoded base values are finite except the planted NaN', () => {

@@ -29,10 +29,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RlvrError, UsageError, fromSystemError } from '../errors.js';
 import { type TensorSource, openCheckpoint } from '../io/checkpoint.js';
-import type { DType } from '../io/dtype.js';
+import { type DType, isFloatDType } from '../io/dtype.js';
 import { MODULE_KINDS, type ModuleKind, compareTensorNames, isLinearWeight, parseTensorName } from '../model/names.js';
 import { type Table, envelope } from '../report/output.js';
-import { type Pairing, pairTensors } from '../run/pair.js';
+import { type Pairing, pairTensors, requireSharedTensors } from '../run/pair.js';
 import { defaultThreads, runOrdered, startWorker, workerUrl } from '../run/pool.js';
 import type { SparsityWorkerData } from '../run/sparsity-worker.js';
 import { type ShardSpec, joinShardOutputs, selectShard } from '../run/shard.js';
@@ -362,6 +362,8 @@ export async function updateSparsity(baseSpec: string, tunedSpecs: readonly stri
   try {
     for (const t of tunedSpecs) tuned.push(openCheckpoint(t));
     const inputs = { base: describeInput(base), tuned: tuned.map(describeInput) };
+    const floatNames = base.names.filter((n) => isFloatDType(base.info(n).dtype));
+    for (const t of tuned) requireSharedTensors(base, t, floatNames);
     const pairings = tuned.map((t) => pairTensors(base, t));
     const pairing = pairings.map((p, i) => pairingRecord(i, p));
 

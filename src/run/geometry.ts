@@ -41,6 +41,7 @@ import { DEFAULT_PROBE, type ProbeOptions, computeUpdateMask } from '../probes/u
 import { type Table, envelope } from '../report/output.js';
 import { type CacheKey, type CacheStats, type Decomposition, DecompositionCache, defaultCacheDir, sha256 } from './cache.js';
 import { type ShardOutput, type ShardSpec, joinShardOutputs, selectShard } from './shard.js';
+import { requireSharedTensors } from './pair.js';
 
 // ---------------------------------------------------------------------------------------
 // Parameters and documents
@@ -481,6 +482,7 @@ export async function runGeometry(baseSpec: string, tunedSpecs: readonly string[
     };
     const all = selectGeometryTensors(base, layers, modules);
     if (all.length === 0) throw new UsageError(`${baseSpec}: no 2-D linear weights${layers || modules ? ' in the chosen layers/modules' : ''}`);
+    for (const t of tuned) requireSharedTensors(base, t, all);
     const mine = selectShard(all.map((name) => ({ name, bytes: base.info(name).byteLength })), params.shard).map((x) => x.name);
     const skipped: SkipRecord[] = tuned.map((_, ti) => ({ tuned: ti, missing: [], shapeMismatch: [], nonFinite: [] }));
     const common: Common = { params, inputs: { base: describeInput(base), tuned: tuned.map(describeInput) }, skipped };

@@ -1,9 +1,11 @@
 /**
- * Pairing base and tuned tensors by name. Nothing here is fatal: tensors missing from the
- * tuned model, extra in it, or with a different shape are listed and skipped; a dtype
+ * Pairing base and tuned tensors by name. Single tensors are never fatal: tensors missing from
+ * the tuned model, extra in it, or with a different shape are listed and skipped (only a tuned
+ * model sharing none of them is an error: `requireSharedTensors`); a dtype
  * change is recorded and handled by the probes (both sides decoded); tensors whose dtype is
  * not a float (step counters, masks, position ids) are listed as skipped.
  */
+import { FormatError } from '../errors.js';
 import type { DType, TensorSource } from '../io/checkpoint.js';
 import { isFloatDType } from '../io/dtype.js';
 import { compareTensorNames } from '../model/names.js';
@@ -59,4 +61,22 @@ export function pairTensors(base: TensorSource, tuned: TensorSource): Pairing {
 /** Number of tensors skipped for any reason (missing, mismatched, non-float). */
 export function skippedCount(p: Pairing): number {
   return p.missing.length + p.shapeMismatch.length + p.nonFloat.length;
+}
+
+/**
+ * Throws when `tuned` holds none of `names` (base tensors) under the same name and shape: then
+ * it is not a fine-tune of `base` (another model or size) and every measurement would be empty.
+ * Some tensors missing or reshaped is not fatal: those are listed and skipped.
+ */
+export function requireSharedTensors(base: TensorSource, tuned: TensorSource, names: readonly string[]): void {
+  if (names.length === 0) return;
+  let example = '';
+  for (const name of names) {
+    if (!tuned.has(name)) continue;
+    const b = base.info(name).shape, t = tuned.info(name).shape;
+    if (sameShape(b, t)) return;
+    example ||= `; e.g. ${name} is [${t.join('x')}], the base's [${b.join('x')}]`;
+  }
+  throw new FormatError(tuned.root, 'E_NO_SHARED_TENSORS',
+    `none of the base's ${names.length} compared tensors is here with the same name and shape${example}: is it a fine-tune of ${base.root}?`);
 }
